@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make book   set up (once) and build the book into _build/html, executing every chapter
+#   make test   the same set-up, the book build, then the whole test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+READY := $(VENV)/.ready
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: book test clean browser
+
+# A virtual environment with the pinned versions (constraints.txt) and the library, editable.
+$(READY): requirements.txt requirements-test.txt constraints.txt pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check \
+	    -r requirements.txt -r requirements-test.txt -c constraints.txt -e .
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	    else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
+# In CI every chapter executes afresh; locally unchanged chapters come from the cache.
+book: $(READY)
+	@if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache; fi
+	mkdir -p _build
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) 2>&1 | tee _build/build.log
+
+test: book browser
+	$(PYTHON) -m pytest
+
+clean:
+	rm -rf _build

@@ -1,0 +1,25 @@
+"""Backbones: the helper library of the book. Chapters say ``import backbones as bb``.
+
+The public API a chapter needs, in one namespace:
+
+- runtime: :func:`setup`, :func:`get_device`, :func:`get_profile`, :func:`seed_everything`
+- data: :func:`load_image_data`, :func:`load_digits`, :func:`load_cifar10`, :func:`load_photo`
+- training: :func:`fit`, :func:`evaluate`, :class:`History`
+- figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`
+- models: ``bb.models`` (one family a file)
+"""
+from backbones import models
+from backbones.data import PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo
+from backbones.plots import plot_history, show_images, use_style
+from backbones.runtime import Profile, Runtime, get_device, get_profile, seed_everything, setup
+from backbones.train import History, Metrics, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "models",
+    "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
+    "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo",
+    "fit", "evaluate", "History", "Metrics",
+    "use_style", "plot_history", "show_images",
+]

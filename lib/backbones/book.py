@@ -1,0 +1,146 @@
+"""Tools for the book itself: its configuration, the Colab setup cell, notebook hygiene.
+
+Used by the tests and by authors::
+
+    python -m backbones.book check        # every chapter: no outputs, setup cell first, in the toc
+    python -m backbones.book strip FILE…  # clear outputs and execution counts before a commit
+    python -m backbones.book setup-cell   # print the canonical Colab setup cell
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SETUP_TAG = "remove-cell"  # the setup cell is plumbing: hidden in the rendered book
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The book's root: the nearest folder upwards holding ``_config.yml`` and ``_toc.yml``."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
+            return folder
+    raise FileNotFoundError(f"no _config.yml and _toc.yml in {start} or above: run this inside the book")
+
+
+def read_yaml(path: Path) -> dict:
+    import yaml  # arrives with jupyter-book
+
+    with open(path, encoding="utf-8") as file:
+        return yaml.safe_load(file) or {}
+
+
+def repository(root: Path) -> tuple[str, str]:
+    """``(url, branch)`` of the repository, from ``_config.yml`` (the one place it is set)."""
+    repo = read_yaml(root / "_config.yml").get("repository", {})
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def setup_cell_source(root: Path) -> str:
+    """The first code cell of every chapter: in Colab it installs ``backbones`` when missing."""
+    url, branch = repository(root)
+    return (
+        "# Colab setup: install the book's library `backbones` when it is missing.\n"
+        "# Locally, `make book` or `pip install -e .` has installed it already and this does nothing.\n"
+        "try:\n"
+        "    import backbones\n"
+        "except ImportError:\n"
+        f'    %pip install --quiet "backbones @ git+{url}@{branch}"'
+    )
+
+
+def toc_files(root: Path) -> list[str]:
+    """Every file listed in ``_toc.yml``, root first, without extension, in reading order."""
+    toc = read_yaml(root / "_toc.yml")
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            for key in ("chapters", "sections", "parts"):
+                walk(entry.get(key, []))
+
+    walk([toc])
+    return files
+
+
+def chapter_notebooks(root: Path) -> list[Path]:
+    """The master notebooks: ``chapters/*.ipynb``."""
+    return sorted((root / "chapters").glob("*.ipynb"))
+
+
+def load_notebook(path: Path) -> dict:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def notebook_problems(path: Path, root: Path) -> list[str]:
+    """What is wrong with a master notebook as committed (an empty list when nothing is)."""
+    nb = load_notebook(path)
+    problems = []
+    code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    for number, cell in enumerate(code_cells, start=1):
+        if cell.get("outputs"):
+            problems.append(f"code cell {number} is committed with outputs: clear them "
+                            f"(python -m backbones.book strip {path.name})")
+            break
+    if any(cell.get("execution_count") is not None for cell in code_cells):
+        problems.append("code cells carry execution counts: strip the notebook before committing")
+    if not code_cells or "".join(code_cells[0]["source"]) != setup_cell_source(root):
+        problems.append("the first code cell is not the Colab setup cell (python -m backbones.book setup-cell)")
+    elif SETUP_TAG not in code_cells[0].get("metadata", {}).get("tags", []):
+        problems.append(f"the Colab setup cell is not tagged {SETUP_TAG!r}")
+    listed = path.relative_to(root).with_suffix("").as_posix()
+    if listed not in toc_files(root):
+        problems.append(f"{listed} is not listed in _toc.yml")
+    return problems
+
+
+def strip_outputs(path: Path) -> None:
+    """Clear outputs and execution counts of every code cell, in place."""
+    nb = load_notebook(path)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    write_notebook(nb, path)
+
+
+def write_notebook(nb: dict, path: Path) -> None:
+    """Write a notebook as Jupyter does (1-space indent, trailing newline) for small diffs."""
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(nb, file, indent=1, ensure_ascii=False)
+        file.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backbones.book", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="check every master notebook")
+    strip = sub.add_parser("strip", help="clear outputs of notebooks in place")
+    strip.add_argument("notebooks", nargs="+", type=Path)
+    sub.add_parser("setup-cell", help="print the canonical Colab setup cell")
+    args = parser.parse_args(argv)
+    root = find_root()
+    if args.command == "setup-cell":
+        print(setup_cell_source(root))
+        return 0
+    if args.command == "strip":
+        for path in args.notebooks:
+            strip_outputs(path)
+            print(f"stripped {path}")
+        return 0
+    failed = 0
+    for path in chapter_notebooks(root):
+        for problem in notebook_problems(path, root):
+            print(f"{path.relative_to(root)}: {problem}")
+            failed += 1
+    print("all chapters are clean" if not failed else f"{failed} problem(s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

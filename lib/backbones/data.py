@@ -1,0 +1,196 @@
+"""Offline-first data: every dataset has a default that arrives with a package install.
+
+``load_image_data()`` returns the data *and says which data it is and why* ("CIFAR-10
+unavailable offline: using digits"), so a chapter can print what the reader is looking at.
+
+- Offline, always: scikit-learn's handwritten digits (1,797 real 8x8 images, 10 classes) and
+  photographs shipped by scikit-image, matplotlib and scikit-learn.
+- Online or cached: CIFAR-10 through torchvision (downloaded once into the data folder).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+OFFLINE_ENV = "BACKBONES_OFFLINE"
+DATA_ENV = "BACKBONES_DATA"
+CIFAR10_HOST = ("www.cs.toronto.edu", 443)
+DATASETS = ("digits", "cifar10")
+
+
+def data_dir() -> Path:
+    """Where downloads are kept: ``$BACKBONES_DATA`` or ``~/.cache/backbones``."""
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "backbones")
+
+
+def offline_forced() -> bool:
+    """True when ``BACKBONES_OFFLINE=1``: no download is even attempted."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def reachable(host: tuple[str, int], timeout: float = 3.0) -> bool:
+    """Can we open a connection to ``host`` within ``timeout`` seconds?"""
+    try:
+        with socket.create_connection(host, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ImageData:
+    """A labelled image dataset, split in train and test, with a note on where it came from."""
+
+    name: str
+    train: Dataset
+    test: Dataset
+    classes: list[str]
+    in_channels: int
+    image_size: int
+    note: str
+    mean: tuple[float, ...] = field(default=(0.0,))
+    std: tuple[float, ...] = field(default=(1.0,))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def loaders(self, batch_size: int, *, num_workers: int = 0, seed: int = 0) -> tuple[DataLoader, DataLoader]:
+        """``(train_loader, test_loader)``: the train loader shuffles with its own seeded generator."""
+        generator = torch.Generator().manual_seed(seed)
+        train_loader = DataLoader(self.train, batch_size=batch_size, shuffle=True, drop_last=True,
+                                  num_workers=num_workers, generator=generator)
+        test_loader = DataLoader(self.test, batch_size=batch_size, num_workers=num_workers)
+        return train_loader, test_loader
+
+    def unnormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Undo the normalisation of a ``(B, C, H, W)`` batch, for display, clipped to [0, 1]."""
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (images.cpu() * std + mean).clamp(0, 1)
+
+    def __str__(self) -> str:
+        shape = f"{self.in_channels}x{self.image_size}x{self.image_size}"
+        return (f"{self.name}: {len(self.train):,} train / {len(self.test):,} test images of {shape}, "
+                f"{self.num_classes} classes\n{self.note}")
+
+
+def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
+    """scikit-learn's digits: 1,797 real 8x8 grey images of handwritten 0-9, split stratified."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sklearn_digits()
+    images = digits.images.astype(np.float32) / 16.0  # pixel values are 0..16
+    labels = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+    mean, std = float(x_train.mean()), float(x_train.std())
+
+    def to_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
+        x = torch.from_numpy((x - mean) / std).unsqueeze(1)  # (N, 1, 8, 8)
+        return TensorDataset(x, torch.from_numpy(y))
+
+    return ImageData(name="digits", train=to_dataset(x_train, y_train), test=to_dataset(x_test, y_test),
+                     classes=[str(d) for d in range(10)], in_channels=1, image_size=8,
+                     note="scikit-learn's handwritten digits, shipped with the package (offline).",
+                     mean=(mean,), std=(std,))
+
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def load_cifar10(*, root: Path | None = None, download: bool = False, augment: bool = True) -> ImageData:
+    """CIFAR-10 through torchvision: 50,000 train / 10,000 test colour images, 32x32, 10 classes.
+
+    Raises ``RuntimeError`` when the files are neither cached nor downloadable.
+    """
+    from torchvision import datasets, transforms
+
+    root = Path(root or data_dir())
+    normalize = transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)
+    test_tf = transforms.Compose([transforms.ToTensor(), normalize])
+    train_tf = (transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor(), normalize]) if augment else test_tf)
+    train = datasets.CIFAR10(root, train=True, transform=train_tf, download=download)
+    test = datasets.CIFAR10(root, train=False, transform=test_tf, download=download)
+    return ImageData(name="cifar10", train=train, test=test, classes=list(train.classes), in_channels=3,
+                     image_size=32, note=f"CIFAR-10 from {root}.", mean=CIFAR10_MEAN, std=CIFAR10_STD)
+
+
+def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> ImageData:
+    """The chapter's training data: CIFAR-10 when cached or reachable, digits otherwise.
+
+    Args:
+        prefer: ``"cifar10"`` or ``"digits"``; by default the scale profile decides
+            (*full*: CIFAR-10, *quick*: digits, so a CPU run stays about a minute).
+        root: the data folder (default :func:`data_dir`).
+
+    The returned :class:`ImageData` says in ``note`` which dataset it is and why.
+    """
+    if prefer is None:
+        from backbones.runtime import get_profile
+        prefer = get_profile().pick(quick="digits", full="cifar10")
+    if prefer not in DATASETS:
+        raise ValueError(f"unknown dataset {prefer!r}: choose one of {DATASETS}")
+    if prefer == "digits":
+        return load_digits()
+
+    try:
+        data = load_cifar10(root=root, download=False)
+        data.note = f"CIFAR-10, cached in {data.note.removeprefix('CIFAR-10 from ').rstrip('.')}."
+        return data
+    except RuntimeError:
+        pass  # not cached: try the network
+    if offline_forced():
+        why = f"CIFAR-10 not cached and {OFFLINE_ENV}=1"
+    elif not reachable(CIFAR10_HOST):
+        why = "CIFAR-10 unavailable offline (not cached, its server unreachable)"
+    else:
+        try:
+            data = load_cifar10(root=root, download=True)
+            data.note = "CIFAR-10, downloaded once and cached."
+            return data
+        except Exception as error:  # a broken download must not stop the chapter
+            why = f"CIFAR-10 download failed ({type(error).__name__}: {error})"
+    data = load_digits()
+    data.note = f"{why}:\nusing scikit-learn's digits instead (offline, 8x8 grey)."
+    return data
+
+
+# Real photographs that arrive with installed packages: name -> (loader, what it shows).
+PHOTOS: dict[str, str] = {
+    "chelsea": "a tabby cat (scikit-image)",
+    "astronaut": "astronaut Eileen Collins (scikit-image)",
+    "coffee": "a cup of coffee (scikit-image)",
+    "rocket": "a rocket on its launch pad (scikit-image)",
+    "grace_hopper": "computer scientist Grace Hopper in uniform (matplotlib)",
+    "china": "a Chinese pagoda (scikit-learn)",
+    "flower": "a flower (scikit-learn)",
+}
+
+
+def load_photo(name: str = "chelsea") -> np.ndarray:
+    """A real RGB photograph as a ``(H, W, 3)`` uint8 array, from an installed package (offline).
+
+    Names: see :data:`PHOTOS`.
+    """
+    if name not in PHOTOS:
+        raise ValueError(f"unknown photo {name!r}: choose one of {sorted(PHOTOS)}")
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
+            return np.asarray(matplotlib.image.imread(file, format="jpg"))[..., :3].copy()
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(f"{name}.jpg")
+    import skimage.data
+    return getattr(skimage.data, name)()[..., :3]

@@ -1,0 +1,122 @@
+"""Where the code runs, how random it is, and at what scale.
+
+Every chapter starts with ``rt = bb.setup()``, which seeds everything, picks the device
+(CUDA, then Apple MPS, then CPU) and the scale profile, and prints one line saying so.
+
+The scale profile is the one knob between a laptop and a GPU. *quick* is sized for a 2-core
+CPU (each notebook executes in about a minute: the book build, CI, a laptop); *full* is the
+paper's setting, for a GPU (Colab). Only configuration differs between the two: a chapter
+writes ``steps = rt.profile.pick(quick=300, full=64_000)`` and runs the same code.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "BACKBONES_PROFILE"
+DEVICE_ENV = "BACKBONES_DEVICE"
+PROFILES = ("quick", "full")
+
+T = TypeVar("T")
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The best device available: CUDA, then Apple MPS, then CPU.
+
+    Args:
+        name: ask for a device by name (``"cpu"``, ``"cuda:1"``); the environment variable
+            ``BACKBONES_DEVICE`` does the same without editing a notebook.
+    """
+    name = name or os.environ.get(DEVICE_ENV)
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} was asked for, but torch sees no CUDA GPU here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (every device) so a chapter draws the same figures each run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA and MPS generators too
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The scale a chapter runs at: ``quick`` (CPU-sized) or ``full`` (the paper's setting)."""
+
+    name: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.name not in PROFILES:
+            raise ValueError(f"unknown profile {self.name!r}: choose one of {PROFILES}")
+
+    @property
+    def quick(self) -> bool:
+        return self.name == "quick"
+
+    def pick(self, *, quick: T, full: T) -> T:
+        """The value for this profile: ``profile.pick(quick=300, full=64_000)``."""
+        return quick if self.quick else full
+
+    def __str__(self) -> str:
+        return f"{self.name} profile ({self.reason})"
+
+
+def get_profile(device: torch.device | None = None) -> Profile:
+    """*full* on a CUDA GPU, *quick* elsewhere; ``BACKBONES_PROFILE=quick|full`` overrides."""
+    asked = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if asked:
+        if asked not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV}={asked!r} is not a profile: use one of {PROFILES}")
+        return Profile(asked, f"set by {PROFILE_ENV}")
+    device = device or get_device()
+    if device.type == "cuda":
+        return Profile("full", "a CUDA GPU is available")
+    return Profile("quick", f"no CUDA GPU; {PROFILE_ENV}=full overrides")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What :func:`setup` chose: the device, the scale profile and the seed."""
+
+    device: torch.device
+    profile: Profile
+    seed: int
+
+    def __str__(self) -> str:
+        return (f"device:  {self.device} (torch {torch.__version__})\n"
+                f"profile: {self.profile.name} ({self.profile.reason})\n"
+                f"seed:    {self.seed}")
+
+
+def setup(seed: int = 0, *, device: str | None = None, style: bool = True) -> Runtime:
+    """Seed everything, choose device and profile, set the book's figure style, and say so.
+
+    Args:
+        seed: the one seed of the chapter.
+        device: force a device by name; by default the best one available.
+        style: apply the book's matplotlib style (:func:`backbones.plots.use_style`).
+    """
+    from backbones.plots import use_style  # plots imports matplotlib: only when asked
+
+    seed_everything(seed)
+    chosen = get_device(device)
+    runtime = Runtime(device=chosen, profile=get_profile(chosen), seed=seed)
+    if style:
+        use_style()
+    print(runtime)
+    return runtime

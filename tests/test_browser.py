@@ -1,0 +1,75 @@
+"""The rendered book in headless Chromium: every page loads, draws its images, shows no error.
+
+A full-page screenshot of every page is kept in _build/screenshots/ for a person to look at.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backbones.book import toc_files
+from browser import inspect_page, serve
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("name", toc_files(ROOT))
+def test_page_reads_well(name, built_html, page, cdn_mirrors):
+    html = built_html / f"{name}.html"
+    assert html.is_file(), f"{name} is in _toc.yml but was not built"
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/{name}.html", SCREENSHOTS / f"{Path(name).name}.png", cdn_mirrors)
+    assert report.problems == [], "\n".join(report.problems)
+    assert report.screenshot.stat().st_size > 10_000  # a page, not a blank
+
+
+@pytest.mark.book
+def test_math_is_typeset_from_the_mirrored_mathjax(built_html, page, cdn_mirrors):
+    """The intro's formula is typeset by MathJax (served from the npm copy), not left as TeX."""
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/intro.html", mirrors=cdn_mirrors)
+        assert report.problems == []
+        page.wait_for_selector("mjx-container", timeout=10_000)
+        assert page.locator("mjx-container").count() >= 1
+
+
+# The checks must be able to fail: pages made broken on purpose.
+BROKEN_PAGES = {
+    "broken image": ('<div class="cell_output"><img src="missing.png" alt="a plot"></div>', "image did not load"),
+    "traceback": ('<div class="cell_output"><pre>Traceback (most recent call last):\n'
+                  'ZeroDivisionError: division by zero</pre></div>', "cell output shows an error"),
+    "stderr": ('<div class="cell_output"><div class="output stderr"><pre>Loading weights: 100%</pre></div></div>',
+               "cell output shows stderr"),
+    "javascript error": ("<script>undefinedFunction()</script>", "JavaScript error"),
+    "image without alt": ('<div class="cell_output"><img src="ok.png"></div>', "without alt text"),
+    "external script": ('<script src="https://cdn.example.org/x.js"></script>', "unmirrored external host"),
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_PAGES)
+def test_a_broken_page_is_reported(kind, tmp_path, page):
+    body, expected = BROKEN_PAGES[kind]
+    _write_png(tmp_path / "ok.png")
+    (tmp_path / "page.html").write_text(f"<html><body><h1>Broken</h1>{body}</body></html>")
+    with serve(tmp_path) as base:
+        report = inspect_page(page, f"{base}/page.html")
+    assert any(expected in problem for problem in report.problems), report.problems
+
+
+def test_a_good_page_has_no_problems(tmp_path, page):
+    _write_png(tmp_path / "ok.png")
+    (tmp_path / "page.html").write_text('<html><body><div class="cell_output"><img src="ok.png" alt="a dot">'
+                                        "</div></body></html>")
+    with serve(tmp_path) as base:
+        assert inspect_page(page, f"{base}/page.html").problems == []
+
+
+def _write_png(path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,115 @@
+"""The masters as committed: no outputs, the Colab setup cell first, listed in the toc; and
+the set-up files that make the book reproducible."""
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from backbones.book import chapter_notebooks, notebook_problems, setup_cell_source, toc_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(ROOT), ids=lambda p: p.stem)
+def test_master_notebook_is_clean(path):
+    assert notebook_problems(path, ROOT) == []
+
+
+def test_every_toc_entry_exists():
+    for name in toc_files(ROOT):
+        assert any((ROOT / f"{name}{ext}").is_file() for ext in (".md", ".ipynb")), name
+
+
+def test_setup_cell_installs_from_the_configured_repository():
+    source = setup_cell_source(ROOT)
+    assert "git+https://github.com/backbones-book/backbones@main" in source
+    assert source.startswith("# Colab setup") and "except ImportError" in source
+
+
+@pytest.fixture
+def scratch_book(tmp_path):
+    """A copy of the book's configuration with one chapter, to break on purpose."""
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "chapters").mkdir()
+    chapter = chapter_notebooks(ROOT)[0]
+    shutil.copy(chapter, tmp_path / "chapters" / chapter.name)
+    return tmp_path / "chapters" / chapter.name
+
+
+def _edit(path: Path, change) -> None:
+    nb = json.loads(path.read_text())
+    change(nb)
+    path.write_text(json.dumps(nb))
+
+
+def test_a_notebook_committed_with_outputs_is_caught(scratch_book):
+    assert notebook_problems(scratch_book, scratch_book.parents[1]) == []
+
+    def add_output(nb):
+        cell = [c for c in nb["cells"] if c["cell_type"] == "code"][1]
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hello\n"]}]
+        cell["execution_count"] = 2
+
+    _edit(scratch_book, add_output)
+    problems = notebook_problems(scratch_book, scratch_book.parents[1])
+    assert any("committed with outputs" in p for p in problems)
+    assert any("execution counts" in p for p in problems)
+
+
+def test_a_chapter_without_the_setup_cell_is_caught(scratch_book):
+    _edit(scratch_book, lambda nb: nb["cells"].remove([c for c in nb["cells"] if c["cell_type"] == "code"][0]))
+    assert any("not the Colab setup cell" in p for p in notebook_problems(scratch_book, scratch_book.parents[1]))
+
+
+def test_a_chapter_missing_from_the_toc_is_caught(scratch_book):
+    renamed = scratch_book.with_name("99_unlisted.ipynb")
+    scratch_book.rename(renamed)
+    assert any("not listed in _toc.yml" in p for p in notebook_problems(renamed, renamed.parents[1]))
+
+
+def _requirements(path: Path) -> dict[str, Requirement]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return {Requirement(line).name.lower(): Requirement(line) for line in lines if line}
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_library_dependencies_match_requirements():
+    """pyproject.toml and requirements.txt name the same ranges for the library's own needs."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = _requirements(ROOT / "requirements.txt")
+    for line in project["dependencies"]:
+        dep = Requirement(line)
+        assert dep.name.lower() in requirements, f"{dep.name} is missing from requirements.txt"
+        assert requirements[dep.name.lower()].specifier == dep.specifier, dep.name
+
+
+def test_constraints_pin_the_tested_versions_inside_the_ranges():
+    pins = _pins(ROOT / "constraints.txt")
+    assert pins["torch"].startswith("2.14.") and pins["torchvision"].startswith("0.29.")
+    assert pins["jupyter-book"] == "1.0.4.post1"
+    for name in ("requirements.txt", "requirements-test.txt"):
+        for dep_name, dep in _requirements(ROOT / name).items():
+            assert dep_name in pins, f"{dep_name} is not pinned in constraints.txt"
+            assert dep.specifier.contains(pins[dep_name], prereleases=True), f"{dep_name}=={pins[dep_name]} vs {dep}"
+    assert Requirement("jupyter-book>=1.0,<2").specifier == _requirements(ROOT / "requirements.txt")["jupyter-book"].specifier
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    run = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert run[-1] == "make test"
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
