@@ -24,9 +24,16 @@ browser:
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	    else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
+# Jupyter Book's cache keys on a notebook's code alone: when the library changes, every
+# chapter must execute again, so the cache goes.
+LIBRARY := $(shell find lib _ext -name '*.py')
+_build/.library-stamp: $(LIBRARY)
+	rm -rf _build/.jupyter_cache _build/.doctrees
+	mkdir -p _build && touch $@
+
 # In CI every chapter executes afresh; locally unchanged chapters come from the cache.
-book: $(READY)
-	@if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache; fi
+book: $(READY) _build/.library-stamp
+	@if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	mkdir -p _build
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) 2>&1 | tee _build/build.log
 

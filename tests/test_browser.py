@@ -73,3 +73,18 @@ def _write_png(path: Path) -> None:
     fig = plt.figure(figsize=(1, 1))
     fig.savefig(path)
     plt.close(fig)
+
+
+@pytest.mark.book
+def test_exercise_solution_opens_from_its_toggle(built_html, page, cdn_mirrors):
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/chapters/01_getting_started.html", mirrors=cdn_mirrors)
+        assert report.problems == []
+        solution = page.locator("details.hide.above-input", has_text="def top_k_accuracy")
+        assert solution.count() == 1
+        code = solution.locator("pre")
+        assert not code.is_visible()
+        solution.locator("summary").click()
+        assert code.is_visible() and "BEGIN SOLUTION" in code.inner_text()
+        page.wait_for_timeout(800)  # the toggle fades in
+        solution.screenshot(path=str(SCREENSHOTS / "exercise_solution_open.png"))

@@ -7,8 +7,9 @@ The public API a chapter needs, in one namespace:
 - training: :func:`fit`, :func:`evaluate`, :class:`History`
 - figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`
 - models: ``bb.models`` (one family a file)
+- exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
-from backbones import models
+from backbones import exercises, models
 from backbones.data import PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo
 from backbones.plots import plot_history, show_images, use_style
 from backbones.runtime import Profile, Runtime, get_device, get_profile, seed_everything, setup
@@ -17,7 +18,7 @@ from backbones.train import History, Metrics, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "models",
+    "models", "exercises",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo",
     "fit", "evaluate", "History", "Metrics",

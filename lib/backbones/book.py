@@ -17,9 +17,11 @@ SETUP_TAG = "remove-cell"  # the setup cell is plumbing: hidden in the rendered 
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The book's root: the nearest folder upwards holding ``_config.yml`` and ``_toc.yml``."""
+    """The book's root: the nearest folder upwards holding ``_config.yml`` and ``_toc.yml``, else
+    the checkout this library is installed from (``pip install -e .``)."""
     start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
+    installed_from = Path(__file__).resolve().parents[2]  # lib/backbones/book.py in a checkout
+    for folder in (start, *start.parents, installed_from):
         if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
             return folder
     raise FileNotFoundError(f"no _config.yml and _toc.yml in {start} or above: run this inside the book")

@@ -1,0 +1,94 @@
+"""Record the install time and each chapter's execution time of a clean build.
+
+    .venv/bin/python benchmarks/build_times.py            # install into a fresh venv, then build
+    .venv/bin/python benchmarks/build_times.py --no-install
+
+The build goes to a temporary folder with an empty execution cache, so every chapter executes;
+the per-chapter times are Jupyter Book's own execution report (the data behind the book's
+"Build report" page). Results are written to benchmarks/results/build_times.json, with the
+machine they were measured on. Budget: the whole book executes in <= 8 minutes on 2 CPU
+cores, no chapter over 90 s; the script exits non-zero when a budget is exceeded.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "build_times.json"
+BOOK_BUDGET_S = 8 * 60
+CHAPTER_BUDGET_S = 90
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def time_install(workdir: Path) -> float:
+    """Seconds to create a fresh virtual environment and install the book's pinned set."""
+    venv = workdir / "venv"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
+                    "-r", "requirements.txt", "-r", "requirements-test.txt", "-c", "constraints.txt", "-e", "."],
+                   cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def time_build(workdir: Path) -> tuple[float, dict[str, float]]:
+    """Seconds for a clean `jupyter-book build`, and each notebook's execution time."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    start = time.perf_counter()
+    subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(workdir), "-W", "-n",
+                    "--keep-going"], check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    with open(workdir / "_build" / ".doctrees" / "environment.pickle", "rb") as file:
+        env = pickle.load(file)
+    chapters = {name: round(meta["exec_data"]["runtime"], 2)
+                for name, meta in sorted(env.nb_metadata.items()) if meta.get("exec_data")}
+    return seconds, chapters
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-install", action="store_true", help="skip timing a fresh install")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        install = None if args.no_install else round(time_install(Path(tmp)), 1)
+        build, chapters = time_build(Path(tmp) / "book")
+    executed = round(sum(chapters.values()), 2)
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "install_seconds": install,
+        "build_seconds": round(build, 1),
+        "execution_seconds_total": executed,
+        "chapters_seconds": chapters,
+        "budget": {"book_seconds": BOOK_BUDGET_S, "chapter_seconds": CHAPTER_BUDGET_S},
+        "within_budget": executed <= BOOK_BUDGET_S and all(t <= CHAPTER_BUDGET_S for t in chapters.values()),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0 if result["within_budget"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

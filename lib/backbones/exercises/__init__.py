@@ -1,0 +1,33 @@
+"""Exercises with checks that teach. A chapter calls one check per exercise::
+
+    bb.exercises.check_top_k_accuracy(top_k_accuracy)
+
+and reads one line: what was verified, or which mistake was made. See ``core`` for the engine,
+``student`` for the student notebooks and ``grader`` for grading submissions.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from backbones.exercises import basics
+from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
+
+# Every exercise of the book, by name: the tests run each one's reference and its catalogue.
+EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
+    basics.TOP_K_ACCURACY,
+    basics.CROSS_ENTROPY,
+)}
+
+
+def check_top_k_accuracy(top_k_accuracy: Callable) -> None:
+    """Check ``top_k_accuracy(logits, labels, k)``: the fraction of rows whose label is in the top k."""
+    check(basics.TOP_K_ACCURACY, top_k_accuracy)
+
+
+def check_cross_entropy(cross_entropy: Callable) -> None:
+    """Check ``cross_entropy(logits, labels)`` against ``torch.nn.functional.cross_entropy``."""
+    check(basics.CROSS_ENTROPY, cross_entropy)
+
+
+__all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_check",
+           "check_top_k_accuracy", "check_cross_entropy"]

@@ -1,0 +1,93 @@
+"""Make the student notebooks: ``student/*.ipynb`` from the masters ``chapters/*.ipynb``.
+
+    python -m backbones.exercises.student          # write student/ from chapters/
+    python -m backbones.exercises.student --check  # exit 1 when student/ is not fresh
+
+In a master, a solution is the code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` (the
+markers otter-grader and nbgrader use). In the student version those lines become one
+``raise NotImplementedError(...)`` at the same indentation; the signature, docstring and the
+rest of the cell stay. Outputs are cleared and the rendered book's ``hide-input`` tag (which
+hides the solution behind a toggle) is dropped, so the student sees the stub.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+from backbones.book import chapter_notebooks, find_root, load_notebook, write_notebook
+
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+STUB = 'raise NotImplementedError("Exercise: replace this line with your code.")'
+
+
+def strip_solutions(source: str) -> str:
+    """Replace every solution region of a cell's source with a stub."""
+    out, inside = [], False
+    for number, line in enumerate(source.split("\n"), start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: {BEGIN} inside another solution")
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + STUB)
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def student_notebook(master: dict) -> dict:
+    """The student version of a master notebook (a new dict; the master is not modified)."""
+    nb = copy.deepcopy(master)
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+            if BEGIN in source:
+                lines = strip_solutions(source).split("\n")
+                cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
+                tags = [t for t in cell.get("metadata", {}).get("tags", []) if t != "hide-input"]
+                if tags:
+                    cell["metadata"]["tags"] = tags
+                else:
+                    cell.get("metadata", {}).pop("tags", None)
+    return nb
+
+
+def generate(root: Path) -> dict[Path, dict]:
+    """``{student path: notebook}`` for every master that has exercises."""
+    out = {}
+    for master_path in chapter_notebooks(root):
+        master = load_notebook(master_path)
+        if any(BEGIN in "".join(c["source"]) for c in master["cells"] if c["cell_type"] == "code"):
+            out[root / "student" / master_path.name] = student_notebook(master)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backbones.exercises.student", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check that student/ is fresh")
+    args = parser.parse_args(argv)
+    root = find_root()
+    stale = 0
+    for path, nb in generate(root).items():
+        if args.check:
+            if not path.is_file() or load_notebook(path) != nb:
+                print(f"{path.relative_to(root)} is stale: run python -m backbones.exercises.student")
+                stale += 1
+        else:
+            path.parent.mkdir(exist_ok=True)
+            write_notebook(nb, path)
+            print(f"wrote {path.relative_to(root)}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
