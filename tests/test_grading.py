@@ -73,10 +73,11 @@ def test_unbalanced_markers_are_an_error(source, message):
 
 
 @pytest.mark.slow
-def test_student_notebook_runs_and_says_not_implemented_yet():
-    nb = nbformat.read(STUDENT, as_version=4)
+@pytest.mark.parametrize("student", sorted((ROOT / "student").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_student_notebook_runs_and_says_not_implemented_yet(student):
+    nb = nbformat.read(student, as_version=4)
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                            resources={"metadata": {"path": str(STUDENT.parent)}}).execute()  # raises on error
+                            resources={"metadata": {"path": str(student.parent)}}).execute()  # raises on error
     shown = ["".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", [])]
     for exercise in exercises_in(nb):
         assert any(f"→ {exercise}: not implemented yet" in text for text in shown), exercise
@@ -178,3 +179,11 @@ def test_rendered_chapter_shows_exercise_solution_behind_a_toggle_and_the_check(
     assert "✓ cross_entropy: correct on all 4 cases" in html
     assert "blob/main/student/01_getting_started.ipynb" in html  # the Colab button opens the student version
     assert "blob/main/chapters/01_getting_started.ipynb" not in html
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("master", chapter_notebooks(ROOT), ids=lambda p: p.stem)
+def test_every_master_solution_passes_its_check_in_the_built_book(master, built_html):
+    html = (built_html / "chapters" / f"{master.stem}.html").read_text()
+    for exercise in exercises_in(load_notebook(master)):
+        assert f"✓ {exercise}: correct on all" in html, exercise

@@ -56,6 +56,7 @@ class ImageData:
     note: str
     mean: tuple[float, ...] = field(default=(0.0,))
     std: tuple[float, ...] = field(default=(1.0,))
+    train_plain: Dataset | None = None  # the training images without augmentation (None: train has none)
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +69,15 @@ class ImageData:
                                   num_workers=num_workers, generator=generator)
         test_loader = DataLoader(self.test, batch_size=batch_size, num_workers=num_workers)
         return train_loader, test_loader
+
+    def tensors(self, n: int | None = None, *, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` images and labels of a split as two tensors, without augmentation."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        dataset = self.test if split == "test" else (self.train_plain or self.train)
+        n = len(dataset) if n is None else min(n, len(dataset))
+        images, labels = zip(*(dataset[i] for i in range(n)))
+        return torch.stack(images), torch.as_tensor(labels)
 
     def unnormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation of a ``(B, C, H, W)`` batch, for display, clipped to [0, 1]."""
@@ -121,8 +131,10 @@ def load_cifar10(*, root: Path | None = None, download: bool = False, augment: b
                                     transforms.ToTensor(), normalize]) if augment else test_tf)
     train = datasets.CIFAR10(root, train=True, transform=train_tf, download=download)
     test = datasets.CIFAR10(root, train=False, transform=test_tf, download=download)
+    train_plain = datasets.CIFAR10(root, train=True, transform=test_tf) if augment else None
     return ImageData(name="cifar10", train=train, test=test, classes=list(train.classes), in_channels=3,
-                     image_size=32, note=f"CIFAR-10 from {root}.", mean=CIFAR10_MEAN, std=CIFAR10_STD)
+                     image_size=32, note=f"CIFAR-10 from {root}.", mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                     train_plain=train_plain)
 
 
 def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> ImageData:

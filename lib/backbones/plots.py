@@ -102,3 +102,54 @@ def show_images(images: torch.Tensor | np.ndarray, titles: Sequence[str] | None 
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     return fig
+
+
+def plot_training_loss(histories: dict, *, ax: plt.Axes | None = None, title: str = "", window: int = 20) -> plt.Axes:
+    """Smoothed training loss per step of several runs, log scale (losses that span decades)."""
+    if ax is None:
+        _, ax = plt.subplots()
+    for color, (name, history) in zip(PALETTE, histories.items()):
+        ax.plot(history.steps, history.smoothed_loss(window), color=color, label=name)
+    ax.set(yscale="log", xlabel="optimiser step", ylabel=f"training loss (mean of {window} steps)", title=title)
+    ax.legend()
+    return ax
+
+
+def plot_loss_surfaces(surfaces: dict[str, np.ndarray], alphas: np.ndarray, betas: np.ndarray, *,
+                       levels: int = 20) -> plt.Figure:
+    """Li et al.'s figure: for each surface a contour plot (top) and a 3-D surface (bottom), of
+    log10 loss, side by side on one colour scale so the surfaces can be compared."""
+    logs = {name: np.log10(surface) for name, surface in surfaces.items()}
+    low, high = min(s.min() for s in logs.values()), max(s.max() for s in logs.values())
+    n = len(surfaces)
+    fig = plt.figure(figsize=(4.6 * n, 8.4))
+    grid_a, grid_b = np.meshgrid(alphas, betas)
+    for i, (name, log_loss) in enumerate(logs.items()):
+        ax = fig.add_subplot(2, n, i + 1)
+        contour = ax.contourf(grid_a, grid_b, log_loss, levels=np.linspace(low, high, levels), cmap=CMAP)
+        ax.contour(grid_a, grid_b, log_loss, levels=np.linspace(low, high, levels), colors="white", linewidths=0.4)
+        ax.plot(0, 0, "w*", markersize=10)
+        ax.set(title=name, xlabel=r"$\alpha$ (direction $\delta$)", ylabel=r"$\beta$ (direction $\eta$)", aspect="equal")
+        ax.grid(False)
+        ax3 = fig.add_subplot(2, n, n + i + 1, projection="3d")
+        ax3.plot_surface(grid_a, grid_b, log_loss, cmap=CMAP, vmin=low, vmax=high, linewidth=0, antialiased=True)
+        ax3.set(xlabel=r"$\alpha$", ylabel=r"$\beta$", zlabel="log10 loss", zlim=(low, high))
+        ax3.view_init(elev=35, azim=-60)
+    fig.colorbar(contour, ax=fig.axes[0::2] if n > 1 else fig.axes[0], label="log10 training loss", shrink=0.8)
+    return fig
+
+
+def plot_gradient_flow(flows: dict[str, list[float]], *, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """The gradient norm at the input of each block (x: block, input side left), log scale."""
+    if ax is None:
+        _, ax = plt.subplots()
+    # One colour per depth; plain nets dashed, ResNets solid. Names look like "plain-56".
+    depths = sorted({name.split("-")[-1] for name in flows}, key=lambda d: int(d) if d.isdigit() else 0)
+    for name, norms in flows.items():
+        kind, depth = name.split("-")[0], name.split("-")[-1]
+        ax.plot(range(1, len(norms) + 1), norms, "--" if kind == "plain" else "-",
+                color=PALETTE[depths.index(depth) % len(PALETTE)], label=name)
+    ax.set(yscale="log", xlabel="block (input side left)", ylabel=r"$\|\partial L / \partial x_{\mathrm{block}}\|$",
+           title=title)
+    ax.legend(ncol=2)
+    return ax

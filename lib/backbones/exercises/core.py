@@ -163,6 +163,19 @@ def _fresh(case: Case) -> tuple[tuple, dict]:
     return copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
 
 
+def _crashing_mistake(exercise: Exercise, case: Case, error: Exception) -> str | None:
+    """The catalogued mistake that raises the same kind of error on this case, if one does."""
+    for key, mistake in exercise.mistakes.items():
+        args, kwargs = _fresh(case)
+        try:
+            mistake.wrong(*args, **kwargs)
+        except type(error):
+            return key
+        except Exception:
+            continue
+    return None
+
+
 def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S) -> Result:
     """Run ``fn`` on every case of ``exercise`` and explain the first disagreement."""
     name = exercise.name
@@ -181,8 +194,12 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
         except _TimeLimit:
             return Result(name, "failed", f"stopped after {seconds:g} s on {case.label}: is there a loop that never ends?")
         except Exception as error:  # the student's own error, reported as theirs
-            return Result(name, "failed", f"your function raised {type(error).__name__}: {error}"
-                                          f"{_where_in_student_code(error)}, on {case.label}")
+            message = (f"your function raised {type(error).__name__}: {error}"
+                       f"{_where_in_student_code(error)}, on {case.label}")
+            key = _crashing_mistake(exercise, case, error)
+            if key is not None:  # a catalogued mistake that crashes the same way: name it too
+                return Result(name, "failed", f"{exercise.mistakes[key].hint}. {message}", mistake=key)
+            return Result(name, "failed", message)
         problem = difference(expected, got, rtol=exercise.rtol, atol=exercise.atol)
         if problem is None:
             continue

@@ -1,4 +1,7 @@
 """Backbones, one family a file, each proven against its reference in the tests."""
+from backbones.models.resnet import (BasicBlock, Bottleneck, CifarResNet, ResNet, cifar_resnet, resnet18, resnet34,
+                                     resnet50, resnet101, resnet152)
 from backbones.models.simple_cnn import SimpleCNN
 
-__all__ = ["SimpleCNN"]
+__all__ = ["SimpleCNN", "BasicBlock", "Bottleneck", "ResNet", "CifarResNet", "cifar_resnet",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]

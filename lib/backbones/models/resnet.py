@@ -1,0 +1,255 @@
+"""ResNet (He et al. 2016, "Deep Residual Learning for Image Recognition"), from scratch.
+
+Two families, one file:
+
+- ImageNet ResNet-18/34/50/101/152: the same modules, names and parameter counts as
+  torchvision's, so ``model.load_state_dict(torchvision_model.state_dict())`` loads its weights
+  (the tests prove the outputs then agree). Like torchvision (ResNet "v1.5"), a Bottleneck
+  downsamples in its 3x3 convolution, where the paper did it in the first 1x1.
+- CIFAR ResNet-20/32/44/56/110 (the paper's Section 4.2): three stages of 16, 32 and 64
+  channels, ``6n + 2`` layers, and the paper's option-A shortcut (identity, subsampled and
+  zero-padded when the shape changes), which adds no parameters.
+
+Every block takes ``skip``: with ``skip=False`` the same network has no skip connections, the
+paper's "plain" baseline. Order: blocks, shortcuts, models, factories.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and a skip connection: ``relu(F(x) + shortcut(x))``.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        stride: 2 halves the resolution (in the first convolution).
+        downsample: the projection shortcut when the shape changes (None: identity).
+        skip: False removes the skip connection (a block of a plain network).
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
+                 downsample: nn.Module | None = None, skip: bool = True):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = downsample
+        self.stride = stride
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        if self.skip:
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity  # the skip connection: added before the last ReLU, as in the paper
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 (reduce), 3x3, 1x1 (expand by 4) convolutions and a skip connection.
+
+    Args: as :class:`BasicBlock`; ``out_channels`` is the width of the 3x3 convolution and the
+    block outputs ``4 * out_channels``.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
+                 downsample: nn.Module | None = None, skip: bool = True):
+        super().__init__()
+        self.conv1 = conv1x1(in_channels, out_channels)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv3 = conv1x1(out_channels, out_channels * self.expansion)
+        self.bn3 = nn.BatchNorm2d(out_channels * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.skip:
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity
+        return self.relu(out)
+
+
+class PadShortcut(nn.Module):
+    """The paper's option A: subsample by ``stride`` and zero-pad the new channels (no parameters)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.extra = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, ::self.stride, ::self.stride]                          # (B, C, H/s, W/s)
+        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))  # (B, C', H/s, W/s)
+
+
+class ResNet(nn.Module):
+    """The ImageNet ResNet: a 7x7 stem, four stages of blocks, global pooling and a classifier.
+
+    Args:
+        block: :class:`BasicBlock` or :class:`Bottleneck`.
+        layers: blocks per stage, e.g. ``[3, 4, 6, 3]`` for ResNet-34 and -50.
+        num_classes: outputs of the classifier.
+        skip: False builds the plain network of the same depth.
+    """
+
+    def __init__(self, *, block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 1000,
+                 skip: bool = True, in_channels: int = 3):
+        super().__init__()
+        self.skip = skip
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_stage(block, 64, layers[0], stride=1)
+        self.layer2 = self._make_stage(block, 128, layers[1], stride=2)
+        self.layer3 = self._make_stage(block, 256, layers[2], stride=2)
+        self.layer4 = self._make_stage(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        _init_weights(self)
+
+    def _make_stage(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.in_planes != planes * block.expansion:  # projection shortcut (option B)
+            downsample = nn.Sequential(conv1x1(self.in_planes, planes * block.expansion, stride),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        stage = [block(self.in_planes, planes, stride=stride, downsample=downsample, skip=self.skip)]
+        self.in_planes = planes * block.expansion
+        stage += [block(self.in_planes, planes, skip=self.skip) for _ in range(1, blocks)]
+        return nn.Sequential(*stage)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
+        x = self.maxpool(x)                     # (B, 64, H/4, W/4)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)                      # (B, 512e, H/32, W/32)
+        x = self.avgpool(x).flatten(1)          # (B, 512e)
+        return self.fc(x)                       # (B, num_classes)
+
+
+class CifarResNet(nn.Module):
+    """The paper's CIFAR-10 ResNet: ``6n + 2`` layers, stages of 16, 32 and 64 channels.
+
+    Args:
+        depth: 20, 32, 44, 56, 110 (any ``6n + 2``).
+        num_classes: outputs of the classifier.
+        skip: False builds the plain network of the same depth.
+        in_channels: 3 for colour images, 1 for grey.
+        width: channels of the first stage (16 in the paper).
+        zero_init_residual: start each residual branch's last BN at zero, so every block starts as
+            the identity (Goyal et al. 2017); only with ``skip`` (it would silence a plain net).
+    """
+
+    def __init__(self, *, depth: int = 20, num_classes: int = 10, skip: bool = True, in_channels: int = 3,
+                 width: int = 16, zero_init_residual: bool = False):
+        super().__init__()
+        if (depth - 2) % 6 != 0:
+            raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110), not {depth}")
+        n = (depth - 2) // 6
+        self.depth, self.skip = depth, skip
+        self.conv1 = conv3x3(in_channels, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        widths = [width, 2 * width, 4 * width]
+        stages, in_planes = [], width
+        for stage, planes in enumerate(widths):
+            blocks = []
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                shortcut = PadShortcut(in_planes, planes, stride) if stride != 1 or in_planes != planes else None
+                blocks.append(BasicBlock(in_planes, planes, stride=stride, downsample=shortcut, skip=skip))
+                in_planes = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[-1], num_classes)
+        _init_weights(self)
+        if zero_init_residual and skip:
+            for block in self.modules():
+                if isinstance(block, BasicBlock):
+                    nn.init.zeros_(block.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))  # (B, w, H, W)
+        x = self.layer1(x)                      # (B, w, H, W)
+        x = self.layer2(x)                      # (B, 2w, H/2, W/2)
+        x = self.layer3(x)                      # (B, 4w, H/4, W/4)
+        x = self.avgpool(x).flatten(1)          # (B, 4w)
+        return self.fc(x)                       # (B, num_classes)
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He (Kaiming) normal initialisation of convolutions, BN at identity: as torchvision."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+# Named factories: the ImageNet family (as torchvision) and the CIFAR family (the paper's Table 6).
+
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: BasicBlocks ``[2, 2, 2, 2]``, 11.7M parameters."""
+    return ResNet(block=BasicBlock, layers=[2, 2, 2, 2], **kwargs)
+
+
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: BasicBlocks ``[3, 4, 6, 3]``, 21.8M parameters."""
+    return ResNet(block=BasicBlock, layers=[3, 4, 6, 3], **kwargs)
+
+
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50: Bottlenecks ``[3, 4, 6, 3]``, 25.6M parameters."""
+    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], **kwargs)
+
+
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: Bottlenecks ``[3, 4, 23, 3]``, 44.5M parameters."""
+    return ResNet(block=Bottleneck, layers=[3, 4, 23, 3], **kwargs)
+
+
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: Bottlenecks ``[3, 8, 36, 3]``, 60.2M parameters."""
+    return ResNet(block=Bottleneck, layers=[3, 8, 36, 3], **kwargs)
+
+
+def cifar_resnet(depth: int, **kwargs) -> CifarResNet:
+    """A CIFAR ResNet of ``depth`` layers (``skip=False``: the plain net of that depth)."""
+    return CifarResNet(depth=depth, **kwargs)
