@@ -72,6 +72,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         install = None if args.no_install else round(time_install(Path(tmp)), 1)
+        if install is None and RESULTS.is_file():  # keep the last measured install time
+            install = json.loads(RESULTS.read_text()).get("install_seconds")
         build, chapters = time_build(Path(tmp) / "book")
     executed = round(sum(chapters.values()), 2)
     result = {

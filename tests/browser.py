@@ -18,11 +18,15 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-# Scripts the pages load from CDNs, and the npm package that holds the same files. The test
-# machine reaches the npm registry but no CDN, so requests under `prefix` are answered from the
-# package folder `folder` instead (a reader online gets the CDN's copy).
+# Scripts the pages load from CDNs, and the npm package that holds the same file. The test
+# machine reaches the npm registry but no CDN, so a request for the URL (or, for a URL ending in
+# "/", anything under it) is answered from the package instead; a reader online gets the CDN's.
 CDN_MIRRORS = {
-    "https://cdn.jsdelivr.net/npm/mathjax@3/": ("mathjax@3.2.2", ""),
+    "https://cdn.jsdelivr.net/npm/mathjax@3/": ("mathjax@3.2.2", ""),  # MathJax, on pages with formulas
+    # bertviz's views: require.js, then d3 and jquery through it. jquery 2.0.0 is not on npm; 2.1.0 works.
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js": ("requirejs@2.3.6", "require.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/d3/5.7.0/d3.min.js": ("d3@5.7.0", "dist/d3.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/jquery/2.0.0/jquery.min.js": ("jquery@2.1.0", "dist/jquery.min.js"),
 }
 
 # Page errors that are not ours, matched by substring, each with the reason it is tolerated.
@@ -62,17 +66,17 @@ def serve(directory: Path):
 
 
 def fetch_mirrors(cache: Path) -> dict[str, Path]:
-    """Download (once) the npm packages of :data:`CDN_MIRRORS`; ``{url prefix: local folder}``."""
+    """Download (once) the npm packages of :data:`CDN_MIRRORS`; ``{url: local file or folder}``."""
     cache.mkdir(parents=True, exist_ok=True)
     mirrors = {}
-    for prefix, (package, subfolder) in CDN_MIRRORS.items():
+    for url, (package, path) in CDN_MIRRORS.items():
         target = cache / package.replace("@", "-").replace("/", "-")
         if not (target / "package").is_dir():
             tarball = subprocess.run(["npm", "pack", package, "--silent", "--pack-destination", str(cache)],
                                      check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             with tarfile.open(cache / tarball) as archive:
                 archive.extractall(target, filter="data")
-        mirrors[prefix] = target / "package" / subfolder
+        mirrors[url] = target / "package" / path
     return mirrors
 
 
@@ -83,9 +87,9 @@ def route_external(page, mirrors: dict[str, Path], blocked: list[str]) -> None:
         url = route.request.url
         if url.startswith(("http://127.0.0.1", "data:", "blob:")):
             return route.continue_()
-        for prefix, folder in mirrors.items():
-            if url.startswith(prefix):
-                path = folder / url[len(prefix):].split("?")[0]
+        for prefix, local in mirrors.items():
+            if url.split("?")[0] == prefix or (prefix.endswith("/") and url.startswith(prefix)):
+                path = local / url[len(prefix):].split("?")[0] if prefix.endswith("/") else local
                 if path.is_file():
                     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return route.fulfill(path=str(path), content_type=content_type)

@@ -88,3 +88,30 @@ def test_exercise_solution_opens_from_its_toggle(built_html, page, cdn_mirrors):
         assert code.is_visible() and "BEGIN SOLUTION" in code.inner_text()
         page.wait_for_timeout(800)  # the toggle fades in
         solution.screenshot(path=str(SCREENSHOTS / "exercise_solution_open.png"))
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter, expected_views", [("05_attention", 2), ("06_transformer", 1)])
+def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built_html, page, cdn_mirrors):
+    """Every bertviz view of a chapter draws: an SVG with attention lines in each."""
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
+        assert report.problems == [], "\n".join(report.problems)
+        views = page.locator("[id^=bertviz]")
+        assert views.count() == expected_views
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('[id^=bertviz]'))"
+            ".every(v => v.querySelectorAll('svg line, svg path, svg rect').length > 20)", timeout=15_000)
+        head_view = views.first
+        assert head_view.locator("svg line").count() > 20  # one line per (query, key, head) pair drawn
+        head_view.scroll_into_view_if_needed()
+        head_view.screenshot(path=str(SCREENSHOTS / f"bertviz_{chapter}.png"))
+
+
+@pytest.mark.book
+def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
+    """The test above can fail: with the CDN unreachable and no mirror, the view stays empty."""
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/chapters/05_attention.html", mirrors={})
+    assert any("unmirrored external host" in p and "require" in p for p in report.problems)
+    assert page.locator("[id^=bertviz] svg line").count() == 0

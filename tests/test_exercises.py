@@ -110,3 +110,12 @@ def test_check_prints_one_result_and_returns_nothing(capsys):
     out = capsys.readouterr().out
     assert value is None
     assert out.startswith("✓ top_k_accuracy: correct on all 5 cases")
+
+
+def test_not_implemented_inside_torch_is_not_a_stub():
+    def causal_mask(length):
+        mask = torch.ones(length, length, dtype=torch.bool)
+        return mask - mask.triu(diagonal=1)  # torch: "Subtraction ... with two bool tensors is not supported"
+
+    result = run_check(EXERCISES["causal_mask"], causal_mask)
+    assert result.status == "failed" and result.message.startswith("your function raised NotImplementedError")

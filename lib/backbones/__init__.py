@@ -9,9 +9,11 @@ The public API a chapter needs, in one namespace:
 - models: ``bb.models`` (one family a file)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
-from backbones import exercises, experiments, landscape, models, pretrained
-from backbones.data import PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo
-from backbones.plots import (plot_gradient_flow, plot_history, plot_loss_surfaces, plot_training_loss, show_images,
+from backbones import exercises, experiments, landscape, layers, models, pretrained, text
+from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
+                            reversal_task)
+from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces, plot_training_loss,
+                             show_images,
                              use_style)
 from backbones.runtime import Profile, Runtime, get_device, get_profile, seed_everything, setup
 from backbones.train import History, Metrics, evaluate, fit
@@ -19,9 +21,10 @@ from backbones.train import History, Metrics, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "models", "exercises", "experiments", "landscape", "pretrained",
+    "models", "layers", "exercises", "experiments", "landscape", "pretrained", "text",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
-    "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo",
+    "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "fit", "evaluate", "History", "Metrics",
     "use_style", "plot_history", "show_images", "plot_training_loss", "plot_loss_surfaces", "plot_gradient_flow",
+    "plot_attention",
 ]

@@ -206,3 +206,14 @@ def load_photo(name: str = "chelsea") -> np.ndarray:
         return load_sample_image(f"{name}.jpg")
     import skimage.data
     return getattr(skimage.data, name)()[..., :3]
+
+
+def reversal_task(*, length: int = 8, vocab_size: int = 10, train_size: int = 10_000, test_size: int = 1_000,
+                  seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """A sequence task whose attention is easy to read: output position i must be input position
+    ``length - 1 - i``. Returns ``(train, test)`` datasets of ``(tokens, reversed tokens)``."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(vocab_size, (train_size + test_size, length), generator=generator)
+    targets = tokens.flip(1)
+    return (TensorDataset(tokens[:train_size], targets[:train_size]),
+            TensorDataset(tokens[train_size:], targets[train_size:]))

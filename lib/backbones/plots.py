@@ -153,3 +153,25 @@ def plot_gradient_flow(flows: dict[str, list[float]], *, ax: plt.Axes | None = N
            title=title)
     ax.legend(ncol=2)
     return ax
+
+
+def plot_attention(weights: torch.Tensor | np.ndarray, queries: Sequence[str], keys: Sequence[str] | None = None, *,
+                   ax: plt.Axes | None = None, title: str = "", annotate: bool = True) -> plt.Axes:
+    """An attention matrix as a heatmap: one row per query, one column per key, rows sum to 1."""
+    weights = np.asarray(torch.as_tensor(weights).detach().cpu(), dtype=float)
+    keys = list(queries) if keys is None else list(keys)
+    if weights.shape != (len(queries), len(keys)):
+        raise ValueError(f"weights of shape {weights.shape} for {len(queries)} queries and {len(keys)} keys")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * len(keys) + 1.5, 0.4 * len(queries) + 1))
+    image = ax.imshow(weights, cmap=CMAP, vmin=0, vmax=1)
+    ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right")
+    ax.set_yticks(range(len(queries)), queries)
+    ax.set(xlabel="key (attended to)", ylabel="query (attending)", title=title)
+    ax.grid(False)
+    if annotate and weights.size <= 144:
+        for (i, j), value in np.ndenumerate(weights):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.6 else "white")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
+    return ax

@@ -81,6 +81,13 @@ def _check_batch(logits: torch.Tensor, labels: torch.Tensor) -> None:
                          f"logits per image. Hint: build the model with num_classes={int(labels.max()) + 1}.")
 
 
+def _per_token(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sequence model's ``(B, T, C)`` logits and ``(B, T)`` labels as ``B * T`` classifications."""
+    if logits.ndim == 3 and labels.ndim == 2:
+        return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    return logits, labels
+
+
 def _prepare(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = x.to(device, non_blocking=True)
     if device.type == "cuda" and x.ndim == 4:
@@ -104,6 +111,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device | str
         x, y = _prepare(x, device), y.to(device)
         with _autocast(device):
             logits = model(x)
+        logits, y = _per_token(logits, y)
         _check_batch(logits, y)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
         correct += (logits.argmax(dim=1) == y).sum().item()
@@ -125,7 +133,8 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
     """Train ``model`` for ``steps`` optimiser steps and return its :class:`History`.
 
     Args:
-        model: a classifier returning ``(batch, num_classes)`` logits.
+        model: a classifier returning ``(batch, num_classes)`` logits, or a sequence model returning
+            ``(batch, length, num_classes)`` for ``(batch, length)`` labels (each token is classified).
         train_loader: yields ``(images, labels)``; cycled through as often as needed.
         steps: the number of optimiser steps.
         lr: peak learning rate of the one-cycle schedule (Smith & Topin 2017) for the default
@@ -155,6 +164,7 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
         x, y = _prepare(x, device), y.to(device, non_blocking=True)
         with _autocast(device):
             logits = model(x)
+        logits, y = _per_token(logits, y)
         if step == 1:
             _check_batch(logits, y)
         loss = F.cross_entropy(logits.float(), y)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backbones.exercises import basics, resnet
+from backbones.exercises import attention, basics, resnet
 from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
 
 # Every exercise of the book, by name: the tests run each one's reference and its catalogue.
@@ -19,6 +19,10 @@ EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
     resnet.RESIDUAL_BLOCK,
     resnet.CHAIN_GRADIENT,
     resnet.FILTER_NORMALIZE,
+    attention.ATTENTION,
+    attention.SPLIT_HEADS,
+    attention.MERGE_HEADS,
+    attention.CAUSAL_MASK,
 )}
 
 
@@ -47,6 +51,27 @@ def check_filter_normalize(filter_normalize: Callable) -> None:
     check(resnet.FILTER_NORMALIZE, filter_normalize)
 
 
+def check_attention(attention_fn: Callable) -> None:
+    """Check ``attention(q, k, v, mask=None)`` against ``torch.nn.functional.scaled_dot_product_attention``."""
+    check(attention.ATTENTION, attention_fn)
+
+
+def check_split_heads(split_heads: Callable) -> None:
+    """Check ``split_heads(x, num_heads)``: (B, T, E) -> (B, H, T, E/H)."""
+    check(attention.SPLIT_HEADS, split_heads)
+
+
+def check_merge_heads(merge_heads: Callable) -> None:
+    """Check ``merge_heads(x)``: (B, H, T, d) -> (B, T, H*d)."""
+    check(attention.MERGE_HEADS, merge_heads)
+
+
+def check_causal_mask(causal_mask: Callable) -> None:
+    """Check ``causal_mask(length)``: the boolean mask that hides the future."""
+    check(attention.CAUSAL_MASK, causal_mask)
+
+
 __all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_check",
            "check_top_k_accuracy", "check_cross_entropy", "check_residual_block_forward",
-           "check_chain_gradient", "check_filter_normalize"]
+           "check_chain_gradient", "check_filter_normalize", "check_attention", "check_split_heads",
+           "check_merge_heads", "check_causal_mask"]

@@ -115,6 +115,12 @@ def _where_in_student_code(error: BaseException) -> str:
     return f" (line {frame.lineno}: `{frame.line}`)" if frame.line else f" (line {frame.lineno})"
 
 
+def _raised_by_student(error: BaseException) -> bool:
+    """Is ``error`` the stub's own ``raise NotImplementedError`` (not an operation torch lacks)?"""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and "raise NotImplementedError" in (frames[-1].line or "")
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
@@ -141,9 +147,10 @@ def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | No
             return f"returned dtype {got.dtype}, expected {expected.dtype}"
         if got.device != expected.device:
             return f"returned a tensor on {got.device}, expected it on {expected.device}"
-        if torch.allclose(got.to(expected.dtype), expected, rtol=rtol, atol=atol, equal_nan=True):
+        want, have = expected.detach().double(), got.detach().double()  # bool and int tensors too
+        if torch.allclose(have, want, rtol=rtol, atol=atol, equal_nan=True):
             return None
-        gap = (got.to(expected.dtype) - expected).abs().nan_to_num(nan=math.inf)
+        gap = torch.where(have == want, 0.0, (have - want).abs().nan_to_num(nan=math.inf))
         index = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape)) if gap.ndim else ()
         where = f" at index {list(index)}" if index else ""
         return f"wrong values{where}: expected {expected[index].item():.6g}, got {got[index].item():.6g}"
@@ -189,8 +196,11 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
         try:
             with time_limit(seconds):
                 got = fn(*args, **kwargs)
-        except NotImplementedError:
-            return Result(name, "todo", "not implemented yet: replace the `raise NotImplementedError` with your code")
+        except NotImplementedError as error:
+            if _raised_by_student(error):  # the stub itself, not an operation torch lacks
+                return Result(name, "todo", "not implemented yet: replace the `raise NotImplementedError` with your code")
+            return Result(name, "failed", f"your function raised NotImplementedError: {error}"
+                                          f"{_where_in_student_code(error)}, on {case.label}")
         except _TimeLimit:
             return Result(name, "failed", f"stopped after {seconds:g} s on {case.label}: is there a loop that never ends?")
         except Exception as error:  # the student's own error, reported as theirs

@@ -2,6 +2,8 @@
 from backbones.models.resnet import (BasicBlock, Bottleneck, CifarResNet, ResNet, cifar_resnet, resnet18, resnet34,
                                      resnet50, resnet101, resnet152)
 from backbones.models.simple_cnn import SimpleCNN
+from backbones.models.transformer import EncoderBlock, SinusoidalPositionalEncoding, TransformerEncoder
 
 __all__ = ["SimpleCNN", "BasicBlock", "Bottleneck", "ResNet", "CifarResNet", "cifar_resnet",
-           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+           "SinusoidalPositionalEncoding", "EncoderBlock", "TransformerEncoder"]
