@@ -9,7 +9,8 @@ The public API a chapter needs, in one namespace:
 - models: ``bb.models`` (one family a file)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
-from backbones import exercises, experiments, landscape, layers, models, pretrained, text
+from backbones import (exercises, experiments, landscape, layers, models, pretrained, receptive_field, summary,
+                       text)
 from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
                             reversal_task)
 from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces, plot_training_loss,
@@ -21,7 +22,7 @@ from backbones.train import History, Metrics, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "models", "layers", "exercises", "experiments", "landscape", "pretrained", "text",
+    "models", "layers", "exercises", "experiments", "landscape", "pretrained", "text", "receptive_field", "summary",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "fit", "evaluate", "History", "Metrics",

@@ -175,3 +175,41 @@ def plot_attention(weights: torch.Tensor | np.ndarray, queries: Sequence[str], k
                     color="black" if value > 0.6 else "white")
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
     return ax
+
+
+def show_receptive_fields(photo: np.ndarray, fields: Sequence, *, ncols: int = 4, size: float = 2.4) -> plt.Figure:
+    """Small multiples: for each layer, the receptive field of the unit at the image centre drawn
+    on the photograph (``fields``: :class:`backbones.receptive_field.LayerField` rows)."""
+    import matplotlib.patches as patches
+
+    n = len(fields)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    height, width = photo.shape[:2]
+    for ax, field in zip(axes.flat, fields):
+        ax.imshow(photo)
+        half = field.size / 2
+        ax.add_patch(patches.Rectangle((width / 2 - half, height / 2 - half), field.size, field.size,
+                                       fill=False, edgecolor=PALETTE[1], linewidth=2.5))
+        ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5),
+               title=f"{field.name}: {field.size}x{field.size}")
+        ax.axis("off")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig
+
+
+def plot_leaderboard(rows: Sequence[dict], *, ax: plt.Axes | None = None) -> plt.Axes:
+    """ImageNet top-1 accuracy against compute (log scale), marker area by parameters, labelled by year."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.6))
+    years = sorted({r["year"] for r in rows})
+    cmap = plt.get_cmap(CMAP)
+    for r in rows:
+        color = cmap(years.index(r["year"]) / max(len(years) - 1, 1))
+        ax.scatter(r["gflops"], r["top1"], s=r["params"] / 2e5, color=color, alpha=0.75, edgecolor="black", linewidth=0.5)
+        ax.annotate(f"{r['name']} ({r['year']})", (r["gflops"], r["top1"]), textcoords="offset points",
+                    xytext=(6, -3), fontsize=7)
+    ax.set(xscale="log", xlabel="GFLOPs per image (multiply-adds, log scale)", ylabel="ImageNet top-1 accuracy (%)",
+           title="ImageNet top-1 against compute; marker area = parameters")
+    return ax

@@ -42,3 +42,27 @@ def _cached_or_reachable(weights) -> bool:
 
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     return cached.is_file() or (not offline_forced() and reachable(WEIGHTS_HOST))
+
+
+# The leaderboard of the lecture's slide: torchvision models with the year of their paper.
+YEARS = {
+    "alexnet": 2012, "vgg16": 2014, "googlenet": 2014, "inception_v3": 2015, "resnet50": 2015, "resnet152": 2015,
+    "densenet121": 2016, "resnext50_32x4d": 2016, "mobilenet_v2": 2018, "efficientnet_b0": 2019,
+    "efficientnet_b4": 2019, "regnet_y_16gf": 2020, "vit_b_16": 2020, "swin_t": 2021, "efficientnet_v2_s": 2021,
+    "convnext_tiny": 2022,
+}
+
+
+def leaderboard(names: list[str] | None = None) -> list[dict]:
+    """ImageNet top-1/top-5, GFLOPs (multiply-adds) and parameters of each model's first published
+    torchvision weights (``IMAGENET1K_V1``: the paper-era recipe; later versions were retrained with
+    modern recipes), read from the metadata that ships with torchvision (no download)."""
+    import torchvision
+
+    rows = []
+    for name in names or list(YEARS):
+        meta = getattr(torchvision.models.get_model_weights(name), "IMAGENET1K_V1").meta
+        metrics = meta["_metrics"]["ImageNet-1K"]
+        rows.append({"name": name, "year": YEARS.get(name), "top1": metrics["acc@1"], "top5": metrics["acc@5"],
+                     "gflops": meta["_ops"], "params": meta["num_params"]})
+    return rows

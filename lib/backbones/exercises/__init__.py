@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backbones.exercises import attention, basics, resnet
+from backbones.exercises import attention, basics, cnn, resnet
 from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
 
 # Every exercise of the book, by name: the tests run each one's reference and its catalogue.
 EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
     basics.TOP_K_ACCURACY,
     basics.CROSS_ENTROPY,
+    cnn.RECEPTIVE_FIELD,
+    cnn.CONV_PARAMS,
+    cnn.VGG_BLOCK,
     resnet.RESIDUAL_BLOCK,
     resnet.CHAIN_GRADIENT,
     resnet.FILTER_NORMALIZE,
@@ -34,6 +37,21 @@ def check_top_k_accuracy(top_k_accuracy: Callable) -> None:
 def check_cross_entropy(cross_entropy: Callable) -> None:
     """Check ``cross_entropy(logits, labels)`` against ``torch.nn.functional.cross_entropy``."""
     check(basics.CROSS_ENTROPY, cross_entropy)
+
+
+def check_receptive_field(receptive_field: Callable) -> None:
+    """Check ``receptive_field(layers)`` for a list of ``(kernel, stride, dilation)`` layers."""
+    check(cnn.RECEPTIVE_FIELD, receptive_field)
+
+
+def check_conv_params(conv_params: Callable) -> None:
+    """Check ``conv_params(in_channels, out_channels, kernel_size, bias=True)``."""
+    check(cnn.CONV_PARAMS, conv_params)
+
+
+def check_vgg_block(vgg_block: Callable) -> None:
+    """Check ``vgg_block(in_channels, out_channels, num_convs)`` by what the block computes."""
+    check(cnn.VGG_BLOCK, cnn.run_block(vgg_block))
 
 
 def check_residual_block_forward(residual_block_forward: Callable) -> None:
@@ -72,6 +90,7 @@ def check_causal_mask(causal_mask: Callable) -> None:
 
 
 __all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_check",
-           "check_top_k_accuracy", "check_cross_entropy", "check_residual_block_forward",
+           "check_top_k_accuracy", "check_cross_entropy", "check_receptive_field",
+           "check_conv_params", "check_vgg_block", "check_residual_block_forward",
            "check_chain_gradient", "check_filter_normalize", "check_attention", "check_split_heads",
            "check_merge_heads", "check_causal_mask"]
