@@ -46,11 +46,10 @@ def test_committed_student_notebooks_are_fresh():
     assert sorted(p.name for p in (ROOT / "student").glob("*.ipynb")) == sorted(p.name for p in generated)
 
 
-@pytest.mark.parametrize("master", chapter_notebooks(ROOT), ids=lambda p: p.stem)
+@pytest.mark.parametrize("master", [m for m in chapter_notebooks(ROOT) if (ROOT / "student" / m.name).is_file()],
+                         ids=lambda p: p.stem)
 def test_student_notebooks_hold_no_solution(master):
     student = ROOT / "student" / master.name
-    if not student.is_file():
-        pytest.skip("chapter without exercises")
     text = student.read_text()
     assert BEGIN not in text and END not in text
     student_lines = {line.strip() for cell in load_notebook(student)["cells"]
