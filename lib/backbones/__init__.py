@@ -3,26 +3,30 @@
 The public API a chapter needs, in one namespace:
 
 - runtime: :func:`setup`, :func:`get_device`, :func:`get_profile`, :func:`seed_everything`
-- data: :func:`load_image_data`, :func:`load_digits`, :func:`load_cifar10`, :func:`load_photo`
+- data: :func:`load_image_data`, :func:`load_digits`, :func:`load_cifar10`, :func:`load_photo`,
+  :func:`reversal_task`
 - training: :func:`fit`, :func:`evaluate`, :class:`History`
-- figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`
-- models: ``bb.models`` (one family a file)
+- figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`, and the chapters' plots in
+  ``bb.plots``
+- networks: ``bb.models`` (one family a file), ``bb.layers`` (one concept a file)
+- tools of the chapters: ``bb.receptive_field``, ``bb.landscape``, ``bb.experiments``, ``bb.summary``,
+  ``bb.text`` (a pretrained Transformer), ``bb.pretrained`` (ImageNet weights and metadata)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
-from backbones import (exercises, experiments, landscape, layers, models, pretrained, receptive_field, summary,
-                       text)
+from backbones import (exercises, experiments, landscape, layers, models, plots, pretrained, receptive_field,
+                       summary, text)
 from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
                             reversal_task)
-from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces, plot_training_loss,
-                             show_images,
-                             use_style)
+from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces,
+                             plot_training_loss, show_images, use_style)
 from backbones.runtime import Profile, Runtime, get_device, get_profile, seed_everything, setup
 from backbones.train import History, Metrics, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "models", "layers", "exercises", "experiments", "landscape", "pretrained", "text", "receptive_field", "summary",
+    "models", "layers", "exercises", "experiments", "landscape", "plots", "pretrained", "text", "receptive_field",
+    "summary",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "fit", "evaluate", "History", "Metrics",
