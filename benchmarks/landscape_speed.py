@@ -9,6 +9,11 @@ rebuild each weight as theta* + a*delta + b*eta and loop over a DataLoader of ba
 evaluates the data as one channels-last batch and writes the weights in place, in float32 (the
 same numbers) or bfloat16. All variants run on the same model, directions and data in the same
 run; results go to benchmarks/results/landscape_speed[_full].json with the machine named.
+
+The record also holds the roofline: the floating-point work of one grid point (as counted by
+torch's FlopCounterMode, and without the multiplications by a convolution's zero padding, which
+oneDNN skips), this machine's measured matrix-multiply peak in float32 and bfloat16, and from
+them the fastest any exact evaluation could run: the ceiling on the speed-up over the reference.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import backbones as bb
 from backbones import landscape
@@ -41,6 +47,65 @@ def timed(fn, repeats: int) -> tuple[float, np.ndarray]:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """The machine's dense matrix-multiply throughput in FLOP/s (best of ``repeats``)."""
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    seconds, _ = timed(lambda: a @ b, repeats)
+    return 2 * size**3 / seconds
+
+
+def flops_per_point(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, float]:
+    """FLOPs of one forward pass over ``images``: as torch counts them, and without the taps that
+    fall on a convolution's zero padding (the work an exact evaluation cannot avoid)."""
+    useful = 0.0
+
+    def count(conv, inputs, output):
+        nonlocal useful
+        ones = torch.ones(1, 1, *inputs[0].shape[-2:])
+        taps = torch.nn.functional.conv2d(ones, torch.ones(1, 1, *conv.kernel_size), stride=conv.stride,
+                                          padding=conv.padding, dilation=conv.dilation).sum().item()
+        useful += 2 * len(inputs[0]) * taps * conv.in_channels // conv.groups * conv.out_channels
+
+    def count_linear(linear, inputs, output):
+        nonlocal useful
+        useful += 2 * inputs[0].shape[0] * linear.in_features * linear.out_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks += [m.register_forward_hook(count_linear) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(images)
+    for hook in hooks:
+        hook.remove()
+    return float(counter.get_total_flops()), useful
+
+
+def convolution_floor(model: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype, repeats: int = 20) -> float:
+    """Seconds per grid point spent in the convolutions alone, each timed on its own in ``dtype``,
+    channels-last, with the faster of two kernels: one grid point per call, or four grid points
+    per call as a grouped convolution (more channels per call keep the vector units busier).
+    Elementwise work, the loss and all overhead are left out: no evaluation can be faster."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda conv, inputs, output: calls.append((conv, inputs[0].shape)))
+             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(images)
+    for hook in hooks:
+        hook.remove()
+    total = 0.0
+    for conv, shape in calls:
+        best = float("inf")
+        for grid_points in (1, 4):
+            x = torch.randn(shape[0], shape[1] * grid_points, *shape[2:], device=images.device, dtype=dtype)
+            x = x.contiguous(memory_format=torch.channels_last)
+            w = conv.weight.detach().to(dtype).repeat(grid_points, 1, 1, 1)
+            with torch.no_grad():
+                seconds, _ = timed(lambda: torch.nn.functional.conv2d(x, w, stride=conv.stride, padding=conv.padding,
+                                                                      groups=grid_points), repeats)
+            best = min(best, seconds / grid_points)
+        total += best
+    return total
 
 
 def main() -> int:
@@ -79,11 +144,39 @@ def main() -> int:
     base = results["reference (rebuild weights, DataLoader of 128)"]["seconds"]
     for result in results.values():
         result["speedup"] = round(base / result["seconds"], 2)
+
+    counted, useful = flops_per_point(model, images)
+    peaks = {"float32": matmul_peak(torch.float32, device), "bfloat16": matmul_peak(torch.bfloat16, device)}
+    reference_point = base / points**2
+    roofline = {
+        "gflop_per_point_counted": round(counted / 1e9, 3),
+        "gflop_per_point_without_padding": round(useful / 1e9, 3),
+        "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
+        "reference_gflops_achieved": round(useful / reference_point / 1e9, 1),
+        "fraction_of_float32_peak": {name: round(useful * points**2 / r["seconds"] / peaks["float32"], 2)
+                                     for name, r in results.items() if "bfloat16" not in name},
+        "fraction_of_bfloat16_peak": {name: round(useful * points**2 / r["seconds"] / peaks["bfloat16"], 2)
+                                      for name, r in results.items() if "bfloat16" in name},
+        "ceiling_speedup_float32": round(reference_point / (useful / peaks["float32"]), 2),
+        "ceiling_speedup_bfloat16": round(reference_point / (useful / peaks["bfloat16"]), 2),
+        "fraction_of_bfloat16_peak_needed_for_5x": round(5 * useful / reference_point / peaks["bfloat16"], 2),
+    }
+    floor = convolution_floor(model, images, torch.bfloat16)
+    roofline["convolutions_alone_bfloat16_ms_per_point"] = round(floor * 1e3, 2)
+    roofline["speedup_bound_from_convolutions_alone"] = round(reference_point / floor, 2)
+    print(f"work per point: {counted / 1e9:.2f} GFLOP counted, {useful / 1e9:.2f} without padding; "
+          f"matmul peak {peaks['float32'] / 1e9:.0f} (float32) / {peaks['bfloat16'] / 1e9:.0f} (bfloat16) GFLOP/s")
+    print(f"the reference already runs at {useful / reference_point / 1e9:.0f} GFLOP/s: no exact evaluation "
+          f"can beat it by more than {roofline['ceiling_speedup_float32']}x in float32, "
+          f"{roofline['ceiling_speedup_bfloat16']}x in bfloat16")
+    print(f"the convolutions alone, best kernel, bfloat16: {floor * 1e3:.1f} ms per point "
+          f"(the reference: {reference_point * 1e3:.1f} ms): a bound of {reference_point / floor:.2f}x")
     record = {
         "date": datetime.date.today().isoformat(), "machine": machine(), "device": str(device),
         "setting": {"model": "CIFAR ResNet-56 (width 16)", "data": data.name, "images": len(labels),
                     "grid": f"{points}x{points}", "repeats": repeats},
         "results": results,
+        "roofline": roofline,
         "target": "ours >= 5x the reference on CPU; the 51x51 full-scale surface in <= 5 min on an H100-class GPU",
     }
     RESULTS.mkdir(exist_ok=True)
