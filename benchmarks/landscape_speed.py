@@ -56,48 +56,46 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, repe
     return 2 * size**3 / seconds
 
 
-def flops_per_point(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, float]:
-    """FLOPs of one forward pass over ``images``: as torch counts them, and without the taps that
-    fall on a convolution's zero padding (the work an exact evaluation cannot avoid)."""
-    useful = 0.0
-
-    def count(conv, inputs, output):
-        nonlocal useful
-        ones = torch.ones(1, 1, *inputs[0].shape[-2:])
-        taps = torch.nn.functional.conv2d(ones, torch.ones(1, 1, *conv.kernel_size), stride=conv.stride,
-                                          padding=conv.padding, dilation=conv.dilation).sum().item()
-        useful += 2 * len(inputs[0]) * taps * conv.in_channels // conv.groups * conv.out_channels
-
-    def count_linear(linear, inputs, output):
-        nonlocal useful
-        useful += 2 * inputs[0].shape[0] * linear.in_features * linear.out_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    hooks += [m.register_forward_hook(count_linear) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+def trace(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, list[tuple[torch.nn.Module, torch.Size]]]:
+    """One forward pass over ``images``: torch's FLOP count, and every convolution and linear
+    layer with the shape of its input, in the order they run."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda layer, inputs, output: calls.append((layer, inputs[0].shape)))
+             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(images)
     for hook in hooks:
         hook.remove()
-    return float(counter.get_total_flops()), useful
+    return float(counter.get_total_flops()), calls
 
 
-def convolution_floor(model: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype, repeats: int = 20) -> float:
-    """Seconds per grid point spent in the convolutions alone, each timed on its own in ``dtype``,
-    channels-last, with the faster of two kernels: one grid point per call, or four grid points
-    per call as a grouped convolution (more channels per call keep the vector units busier).
+def flops_without_padding(calls: list[tuple[torch.nn.Module, torch.Size]]) -> float:
+    """FLOPs of the traced layers without the taps that fall on a convolution's zero padding
+    (which oneDNN skips): the work an exact evaluation cannot avoid."""
+    flops = 0.0
+    for layer, shape in calls:
+        if isinstance(layer, torch.nn.Linear):
+            flops += 2 * shape[0] * layer.in_features * layer.out_features
+            continue
+        taps = torch.nn.functional.conv2d(torch.ones(1, 1, *shape[-2:]), torch.ones(1, 1, *layer.kernel_size),
+                                          stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+        flops += 2 * shape[0] * taps.sum().item() * layer.in_channels // layer.groups * layer.out_channels
+    return flops
+
+
+def convolution_floor(calls: list[tuple[torch.nn.Module, torch.Size]], dtype: torch.dtype, device: torch.device,
+                      repeats: int = 20) -> float:
+    """Seconds per grid point spent in the traced convolutions alone, each timed on its own in
+    ``dtype``, channels-last, with the faster of two kernels: one grid point per call, or four grid
+    points per call as a grouped convolution (more channels per call keep the vector units busier).
     Elementwise work, the loss and all overhead are left out: no evaluation can be faster."""
-    calls = []
-    hooks = [m.register_forward_hook(lambda conv, inputs, output: calls.append((conv, inputs[0].shape)))
-             for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.no_grad():
-        model.eval()(images)
-    for hook in hooks:
-        hook.remove()
     total = 0.0
     for conv, shape in calls:
+        if not isinstance(conv, torch.nn.Conv2d):
+            continue
         best = float("inf")
         for grid_points in (1, 4):
-            x = torch.randn(shape[0], shape[1] * grid_points, *shape[2:], device=images.device, dtype=dtype)
+            x = torch.randn(shape[0], shape[1] * grid_points, *shape[2:], device=device, dtype=dtype)
             x = x.contiguous(memory_format=torch.channels_last)
             w = conv.weight.detach().to(dtype).repeat(grid_points, 1, 1, 1)
             with torch.no_grad():
@@ -145,7 +143,8 @@ def main() -> int:
     for result in results.values():
         result["speedup"] = round(base / result["seconds"], 2)
 
-    counted, useful = flops_per_point(model, images)
+    counted, calls = trace(model, images)
+    useful = flops_without_padding(calls)
     peaks = {"float32": matmul_peak(torch.float32, device), "bfloat16": matmul_peak(torch.bfloat16, device)}
     reference_point = base / points**2
     roofline = {
@@ -161,7 +160,7 @@ def main() -> int:
         "ceiling_speedup_bfloat16": round(reference_point / (useful / peaks["bfloat16"]), 2),
         "fraction_of_bfloat16_peak_needed_for_5x": round(5 * useful / reference_point / peaks["bfloat16"], 2),
     }
-    floor = convolution_floor(model, images, torch.bfloat16)
+    floor = convolution_floor(calls, torch.bfloat16, device)
     roofline["convolutions_alone_bfloat16_ms_per_point"] = round(floor * 1e3, 2)
     roofline["speedup_bound_from_convolutions_alone"] = round(reference_point / floor, 2)
     print(f"work per point: {counted / 1e9:.2f} GFLOP counted, {useful / 1e9:.2f} without padding; "
