@@ -148,3 +148,65 @@ def test_bert_offline_falls_back_to_minilm_and_says_why():
     assert text.name == "minilm" and text.note.startswith("bert-base-uncased unavailable (BACKBONES_OFFLINE=1)")
     with pytest.raises(ValueError, match="choose one of"):
         bb.text.load_text_model("gpt2")
+
+
+def test_word_positions_find_every_piece(minilm):
+    tokens = minilm.tokens("Karel is teacher and Mario is plumber.")
+    assert [tokens[i] for i in bb.text.word_positions(tokens, "plumber")] == ["plum", "##ber"]
+    assert bb.text.word_positions(tokens, "is", start=3) == [tokens.index("is", 3)]
+    with pytest.raises(ValueError, match="'nurse' is not among the tokens"):
+        bb.text.word_positions(tokens, "nurse")
+
+
+def test_batched_attention_equals_one_at_a_time(minilm):
+    sentences = ["Karel is teacher and Mario is plumber.", "The animal didn't cross the street because it was too tired."]
+    for (tokens, weights), sentence in zip(minilm.attentions(sentences), sentences):
+        single_tokens, single = minilm.attention(sentence)
+        assert tokens == single_tokens
+        torch.testing.assert_close(weights, single, atol=1e-5, rtol=1e-4)
+
+
+def test_the_karel_head_is_positional_and_no_head_passes_the_control(minilm):
+    """The chapter's control: the strongest karel -> teacher head follows the word two places on."""
+    tokens, attention = minilm.attention("Karel is teacher and Mario is plumber.")
+    layer, head = divmod(attention[:, :, tokens.index("karel"), tokens.index("teacher")].argmax().item(), 12)
+    swapped = minilm.attention_to("Mario is teacher and Karel is plumber.", "karel", ["teacher"])
+    assert swapped[layer, head, 0] < 0.1                       # measured 0.04
+    margins, template_of_row = bb.experiments.name_job_margins(minilm)
+    rows = torch.tensor(template_of_row)
+    passed = (margins > 0).float()
+    assert passed[rows == 0, layer, head].mean() == 1 and passed[rows == 1, layer, head].mean() == 1
+    assert passed[rows == 2, layer, head].mean() < 0.75        # job before the name: measured 0.5
+    assert (passed.mean(dim=0) == 1).sum() == 0                # no head passes every case
+    assert passed.mean(dim=0).max() < 0.95                     # measured 0.83
+
+
+def test_no_minilm_head_resolves_it(minilm):
+    weights = bb.experiments.coreference_weights(minilm)       # (pairs, 2, layers, heads, 2)
+    assert weights.shape == (3, 2, 6, 12, 2)
+    switch = bb.experiments.coreference_switch(weights)
+    assert (switch > 0.05).all(dim=0).sum() == 0               # no head moves the right way in every pair
+    animal_sentence = weights[0]                               # tired / wide
+    assert animal_sentence[1, 5, 11, 0] > 5 * animal_sentence[1, 5, 11, 1]  # "wide": still animal (0.56 vs 0.04)
+
+
+def test_association_test_is_exact_and_signed():
+    scores = {w: float(i) for i, w in enumerate("abcdefgh")}
+    effect, p = bb.experiments.association_test(scores, list("efgh"), list("abcd"))
+    assert effect > 0 and p == pytest.approx(1 / 70)          # the one most extreme of C(8, 4) splits
+    effect, p = bb.experiments.association_test(scores, list("abcd"), list("efgh"))
+    assert effect < 0 and p == 1
+
+
+def test_stereotype_is_in_the_sets_not_one_pair(minilm):
+    cosine = lambda a, b: F.cosine_similarity(minilm.vector(a), minilm.vector(b), dim=0).item()  # noqa: E731
+    assert cosine("woman", "doctor") > cosine("woman", "nurse")  # the anecdote cuts the other way too
+    female = ["nurse", "secretary", "receptionist", "librarian", "nanny", "housekeeper", "dancer", "maid"]
+    male = ["engineer", "carpenter", "mechanic", "pilot", "surgeon", "soldier", "sheriff", "banker"]
+    static = {job: cosine("she", job) - cosine("he", job) for job in female + male}
+    effect, p = bb.experiments.association_test(static, female, male)
+    assert effect > 1 and p < 0.01                             # measured 1.80, p = 0.0001
+    attended = bb.experiments.pronoun_job_scores(minilm, female + male)
+    effect, p = bb.experiments.association_test(attended, female, male)
+    assert effect > 0.8 and p < 0.05                           # measured 1.48, p = 0.001
+    assert max(abs(v) for v in attended.values()) < 0.05       # and small: under a hundredth on average

@@ -3,6 +3,7 @@ the set-up files that make the book reproducible."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from pathlib import Path
@@ -113,3 +114,70 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert run[-1] == "make test"
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
+
+
+# Words that may stand before "chapter" without naming another chapter ("this chapter", "every
+# chapter"); anything else ("the ResNet chapter", "the next chapter") must be a {doc} link, so
+# that the nitpicky build fails when the chapter it names does not exist.
+_GENERIC = {"this", "the", "each", "every", "a", "later", "other", "its", "whole", "same", "one", "first", "of",
+            "that", "which", "our", "your", "any", "their"}
+
+
+def _prose(path: Path) -> str:
+    if path.suffix == ".md":
+        return path.read_text(encoding="utf-8")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", [ROOT / "intro.md", *chapter_notebooks(ROOT)], ids=lambda p: p.stem)
+def test_other_chapters_are_named_by_real_links(path):
+    text = _prose(path)
+    loose = [m.group(0) for m in re.finditer(r"([\w'-]+)\s+chapters?\b", text)
+             if m.group(1).lower().removesuffix("'s") not in _GENERIC]
+    loose += [m.group(0) for m in re.finditer(r"\b(?:next|previous|following)\s+chapter", text, re.IGNORECASE)]
+    assert loose == [], f"name other chapters with {{doc}} links, not in words: {loose}"
+    for target in re.findall(r"\{doc\}`([^`<]+)`", text):  # and every link points at a chapter in the toc
+        resolved = (path.parent / target).resolve().relative_to(ROOT).as_posix()
+        assert resolved in toc_files(ROOT), f"{target} is not a chapter of the book"
+
+
+def test_the_package_list_names_every_library_package():
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = {p.parent.relative_to(ROOT / "lib").as_posix().replace("/", ".")
+             for p in (ROOT / "lib").rglob("__init__.py")}
+    assert found | {"backbones.assets"} == set(packages)
+
+
+@pytest.mark.slow
+def test_assets_ship_inside_the_package(tmp_path):
+    """An install from git (Colab) has no checkout: the recorded runs must travel in the wheel."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info next to the sources
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("lib", "assets"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("backbones-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for asset in (ROOT / "assets").rglob("*"):
+        if asset.suffix in (".json", ".svg"):
+            assert f"backbones/assets/{asset.relative_to(ROOT / 'assets').as_posix()}" in names
+
+
+def test_a_record_must_say_how_it_was_made(tmp_path, monkeypatch):
+    import backbones.records as records
+
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "bare.json").write_text('{"runs": []}')
+    monkeypatch.setattr(records, "_HERE", tmp_path / "lib" / "backbones")
+    with pytest.raises(ValueError, match="must say how it was made"):
+        records.load_record("bare")
+    with pytest.raises(FileNotFoundError, match="assets/missing.json is not in this installation"):
+        records.load_record("missing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 import backbones as bb
@@ -87,15 +88,16 @@ def test_imagenet_weights_offline_leave_the_model_untouched():
 
 @pytest.fixture(scope="module")
 def degradation_runs():
-    """The chapter's quick experiment, with the chapter's settings."""
-    return bb.experiments.degradation(bb.load_digits(), depths=(20, 56), steps=300, batch_size=64, lr=0.05)
+    """The chapter's quick experiment, with the chapter's settings (no zero-init: trained alike)."""
+    return bb.experiments.degradation(bb.load_digits(), depths=(20, 56), steps=300, batch_size=64, lr=0.05,
+                                      zero_init_residual=False)
 
 
 @pytest.mark.slow
 def test_deeper_plain_net_trains_worse_deeper_resnet_better(degradation_runs):
     final = {name: history.final_loss() for name, (_, history) in degradation_runs.items()}
-    assert final["plain-56"] > 10 * final["plain-20"]   # measured: 1.12 vs 0.0088
-    assert final["ResNet-56"] < final["ResNet-20"]      # measured: 0.0039 vs 0.0068
+    assert final["plain-56"] > 10 * final["plain-20"]   # measured: 1.18 vs 0.0086
+    assert final["ResNet-56"] < 3 * final["ResNet-20"]  # depth no longer hurts: measured 0.0006 vs 0.0011
     assert final["ResNet-56"] < final["plain-56"] / 100
 
 
@@ -115,21 +117,91 @@ def test_plain_surface_is_rougher_than_the_residual_one(degradation_runs):
     assert measures["plain-56"][2] > measures["ResNet-56"][2]        # and more strongly
 
 
-def _flow(depth, skip, train):
+def _ratio(depth, skip, train, size):
+    """First-block over last-block gradient norm at initialisation, as the chapter measures it."""
     bb.seed_everything(0)
-    data = bb.load_digits()
-    images, labels = data.tensors(256)
+    images, labels = bb.load_digits().tensors(32)
+    images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
     net = bb.models.cifar_resnet(depth, in_channels=1, skip=skip).train(train)
     norms = bb.experiments.gradient_flow(net, images, labels)
     assert len(norms) == (depth - 2) // 2  # one per block
     return norms[0] / norms[-1]
 
 
-def test_plain_gradient_vanishes_without_normalisation():
-    assert _flow(56, skip=False, train=False) < 1e-3   # measured 1.5e-5
-    assert _flow(56, skip=True, train=False) > 1       # the identity path: it cannot vanish
+@pytest.mark.slow
+def test_plain_gradient_shrinks_only_mildly_at_cifar_size_and_8x8_is_the_padding():
+    at_32 = _ratio(56, skip=False, train=False, size=32)
+    assert 1e-2 < at_32 < 0.5                                        # measured 0.09 (the issue: ~0.07)
+    assert _ratio(56, skip=False, train=False, size=8) < 1e-3        # the control: measured 1.5e-5
+    assert _ratio(56, skip=True, train=False, size=32) > 100         # without BN the residual gradient grows
 
 
-def test_plain_gradient_explodes_with_batch_norm_and_the_skip_tames_it():
-    assert _flow(56, skip=False, train=True) > 100     # measured 2.4e3
-    assert _flow(56, skip=True, train=True) < 100      # measured 23
+@pytest.mark.slow
+def test_plain_gradient_explodes_with_batch_norm_at_both_sizes_and_the_skip_tames_it():
+    for size in (8, 32):
+        assert _ratio(56, skip=False, train=True, size=size) > 1e3   # measured 3.8e3 (8), 9.8e3 (32)
+        assert _ratio(56, skip=True, train=True, size=size) < 300    # measured 24 (8), 61 (32)
+
+
+def test_relu_after_the_addition_cuts_part_of_the_identity_path():
+    bb.seed_everything(0)
+    images = F.interpolate(bb.load_digits().tensors(32)[0], size=32, mode="bilinear", align_corners=False)
+    shares = bb.experiments.identity_path_open(bb.models.cifar_resnet(56, in_channels=1).train(), images)
+    assert len(shares) == 27
+    assert 0.6 < sum(shares) / len(shares) < 0.9   # measured 0.78: about a fifth of the units closed
+    assert min(shares) < 0.75                      # measured 0.64 in the most closed block
+
+
+def test_residual_product_can_cancel():
+    """The chapter's small-matrix demonstration: the identity term does not guarantee anything."""
+    generator = torch.Generator().manual_seed(0)
+    identity = torch.eye(16)
+    branches = [0.2 * torch.randn(16, 16, generator=generator) / 4 for _ in range(27)]
+    residual = torch.linalg.multi_dot([identity + j for j in branches])
+    cancelling = torch.linalg.multi_dot([identity + (-0.9 * identity + j) for j in branches])
+    assert 0.1 < torch.linalg.matrix_norm(residual, ord=-2) and torch.linalg.matrix_norm(residual, ord=2) < 10
+    assert torch.linalg.matrix_norm(cancelling, ord=2) < 1e-10
+
+
+def test_plain_imagenet_twin_has_no_shortcuts():
+    residual, plain = bb.models.resnet50(), bb.models.resnet50(skip=False)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(residual) == 25_557_032
+    assert count(residual) - count(plain) == 2_776_576      # the four projection shortcuts (conv + BN)
+    assert not any("downsample" in name for name in plain.state_dict())
+    assert plain(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+    cifar_plain = bb.models.cifar_resnet(56, skip=False)
+    assert not any(isinstance(m, PadShortcut) for m in cifar_plain.modules())
+
+
+def test_plain_and_residual_start_alike_unless_asked():
+    """The degradation experiment's default: both families get the same initialisation."""
+    bb.seed_everything(0)
+    plain = bb.models.cifar_resnet(20, skip=False).state_dict()
+    bb.seed_everything(0)
+    residual = bb.models.cifar_resnet(20).state_dict()
+    assert plain.keys() == residual.keys()
+    assert all(torch.equal(plain[k], residual[k]) for k in plain)
+
+
+def test_paper_schedule_divides_the_learning_rate_at_half_and_three_quarters():
+    data = bb.load_digits()
+    runs = bb.experiments.degradation(data, depths=(8,), steps=8, batch_size=16, lr=0.1, schedule="paper")
+    lrs = runs["plain-8"][1].lr  # the learning rate after each step
+    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001])
+    with pytest.raises(ValueError, match="choose one of"):
+        bb.experiments.degradation(data, depths=(8,), steps=2, schedule="cosine")
+
+
+def test_degradation_controls_are_recorded_with_their_provenance():
+    record = bb.records.load_record("degradation_controls")
+    assert record["settings"]["steps"] == 300 and record["settings"]["lr"] == 0.05  # the chapter's settings
+    assert {run["zero_init_residual"] for run in record["runs"]} == {False, True}
+    assert len({run["seed"] for run in record["runs"]}) >= 3
+    for run in record["runs"]:  # what the chapter reads from them, run by run
+        loss = run["final_training_loss"]
+        assert loss["plain-56"] > 100 * loss["plain-20"]          # the plain net degrades in every run
+        assert loss["ResNet-56"] < 3 * loss["ResNet-20"] < 0.03   # the residual ones do not
+    seeds_where_deeper_resnet_is_lower = [r["seed"] for r in record["runs"] if not r["zero_init_residual"]
+                                          and r["final_training_loss"]["ResNet-56"] < r["final_training_loss"]["ResNet-20"]]
+    assert 0 < len(seeds_where_deeper_resnet_is_lower) < 3    # "depends on the seed at this scale"

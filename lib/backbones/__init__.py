@@ -10,11 +10,12 @@ The public API a chapter needs, in one namespace:
   ``bb.plots``
 - networks: ``bb.models`` (one family a file), ``bb.layers`` (one concept a file)
 - tools of the chapters: ``bb.receptive_field``, ``bb.landscape``, ``bb.experiments``, ``bb.summary``,
-  ``bb.text`` (a pretrained Transformer), ``bb.pretrained`` (ImageNet weights and metadata)
+  ``bb.text`` (a pretrained Transformer), ``bb.pretrained`` (ImageNet weights and metadata),
+  ``bb.records`` (the recorded runs and diagrams in ``assets/``)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
 from backbones import (exercises, experiments, landscape, layers, models, plots, pretrained, receptive_field,
-                       summary, text)
+                       records, summary, text)
 from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
                             reversal_task)
 from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces,
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "models", "layers", "exercises", "experiments", "landscape", "plots", "pretrained", "text", "receptive_field",
-    "summary",
+    "summary", "records",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "fit", "evaluate", "History", "Metrics",

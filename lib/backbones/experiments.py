@@ -3,6 +3,10 @@ result, a test runs the same code and checks the claim.
 """
 from __future__ import annotations
 
+import itertools
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,30 +14,76 @@ from torch import nn
 from backbones.data import ImageData
 from backbones.models.resnet import BasicBlock, CifarResNet
 from backbones.runtime import seed_everything
+from backbones.text import weights_to
 from backbones.train import History, fit
+
+SCHEDULES = ("one-cycle", "paper")
 
 
 def degradation(data: ImageData, *, depths: tuple[int, ...] = (20, 56), steps: int = 300, lr: float = 0.05,
-                batch_size: int = 64, width: int = 16, seed: int = 0,
-                device: torch.device | str = "cpu") -> dict[str, tuple[CifarResNet, History]]:
+                batch_size: int = 64, width: int = 16, seed: int = 0, zero_init_residual: bool = False,
+                schedule: str = "one-cycle", device: torch.device | str = "cpu"
+                ) -> dict[str, tuple[CifarResNet, History]]:
     """He et al.'s degradation experiment: plain and residual CIFAR nets of each depth, trained
-    alike (same seed, data order, schedule). Returns ``{"plain-20": (model, history), ...}``.
+    alike (same seed, initialisation, data order, schedule). Returns ``{"plain-20": (model, history), ...}``.
 
-    Each residual branch's last BN starts at zero (the block starts as the identity), which keeps
-    the deep ResNet stable at a high learning rate; the plain nets cannot use it (it would cut them).
+    Args:
+        zero_init_residual: start each residual branch's last BN at zero (Goyal et al. 2017), which
+            steadies deep ResNets at high learning rates. He et al. did not; a plain net cannot
+            use it (it would cut the signal), so with it the two families are no longer trained alike.
+        schedule: ``"one-cycle"`` (SGD, Nesterov momentum 0.9, weight decay 5e-4, one-cycle learning
+            rate peaking at ``lr``: what fits a few hundred steps) or ``"paper"`` (He et al.'s: SGD,
+            momentum 0.9, weight decay 1e-4, ``lr`` divided by 10 at 50% and 75% of the steps, i.e.
+            at 32k and 48k of 64k).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     runs = {}
     for skip in (False, True):
         for depth in depths:
             name = f"{'ResNet' if skip else 'plain'}-{depth}"
             seed_everything(seed)
             model = CifarResNet(depth=depth, num_classes=data.num_classes, in_channels=data.in_channels,
-                                width=width, skip=skip, zero_init_residual=True).to(device)
+                                width=width, skip=skip, zero_init_residual=zero_init_residual).to(device)
             train_loader, test_loader = data.loaders(batch_size, seed=seed)
-            history = fit(model, train_loader, steps=steps, lr=lr, test_loader=test_loader, desc=name)
+            optimizer, scheduler = None, None
+            if schedule == "paper":
+                optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+                scheduler = torch.optim.lr_scheduler.MultiStepLR(
+                    optimizer, milestones=[steps // 2, steps * 3 // 4], gamma=0.1)
+            history = fit(model, train_loader, steps=steps, lr=lr, optimizer=optimizer, scheduler=scheduler,
+                          test_loader=test_loader, desc=name)
             runs[name] = (model, history)
     return runs
 
+
+
+def per_class_accuracy(data: ImageData, *, seeds: tuple[int, ...] = (0, 1, 2, 3, 4), steps: int = 300,
+                       width: int = 16, lr: float = 0.1, device: torch.device | str = "cpu"
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same small CNN trained with several seeds: each seed's test accuracy per class and the
+    confusion matrix summed over the seeds. Returns ``(per_class (seeds, classes), confusion)``,
+    ``confusion[true, predicted]`` counting test images.
+
+    One run's per-class accuracy rests on a handful of errors per class; the spread over seeds
+    says how much of a ranking of classes is noise.
+    """
+    from backbones.models import SimpleCNN
+
+    images, labels = data.tensors(split="test")
+    confusion = torch.zeros(data.num_classes, data.num_classes, dtype=torch.long)
+    accuracies = []
+    for seed in seeds:
+        seed_everything(seed)
+        model = SimpleCNN(in_channels=data.in_channels, num_classes=data.num_classes, width=width).to(device)
+        fit(model, data.loaders(batch_size=64, seed=seed)[0], steps=steps, lr=lr, desc=f"seed {seed}")
+        with torch.no_grad():
+            predicted = model.eval()(images.to(device)).argmax(dim=1).cpu()
+        seed_confusion = torch.zeros_like(confusion)
+        seed_confusion.index_put_((labels, predicted), torch.ones_like(labels), accumulate=True)
+        confusion += seed_confusion
+        accuracies.append(seed_confusion.diag() / seed_confusion.sum(dim=1))
+    return torch.stack(accuracies), confusion
 
 def gradient_flow(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                   block_type: type[nn.Module] = BasicBlock) -> list[float]:
@@ -56,3 +106,137 @@ def gradient_flow(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         for hook in hooks:
             hook.remove()
     return [x.grad.norm().item() for x in inputs]
+
+
+
+@torch.no_grad()
+def identity_path_open(model: nn.Module, images: torch.Tensor, *,
+                       block_type: type[nn.Module] = BasicBlock) -> list[float]:
+    """For every block, the share of its outputs where the ReLU after the addition is open.
+
+    A block of the original ResNet returns ``relu(F(x) + x)``: where the sum is negative the ReLU
+    passes no gradient, to the branch *or* to the identity path. So this is the share of units
+    through which the identity path carries the gradient back (He et al. 2016b remove the ReLU
+    from the path for this reason).
+    """
+    shares: list[float] = []
+
+    def keep_share(module, args, output) -> None:
+        shares.append((output > 0).float().mean().item())
+
+    hooks = [m.register_forward_hook(keep_share) for m in model.modules() if isinstance(m, block_type)]
+    try:
+        model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shares
+
+# Controls for what attention heads do (the self-attention chapter). Each takes a loaded
+# ``backbones.text.TextModel``.
+
+NAME_JOB_TEMPLATES = ("{n1} is {j1} and {n2} is {j2}.",                 # the slide's sentence: name first
+                      "{n1} works as a {j1} and {n2} works as a {j2}.",
+                      "The {j1} is {n1} and the {j2} is {n2}.")           # the job first: offsets reversed
+
+
+def name_job_margins(text, *, templates: tuple[str, ...] = NAME_JOB_TEMPLATES,
+                     names: tuple[str, str] = ("Karel", "Mario"),
+                     jobs: tuple[tuple[str, str], ...] = (("teacher", "plumber"), ("doctor", "farmer"))
+                     ) -> tuple[torch.Tensor, list[int]]:
+    """For every sentence the templates make (each name pair and job pair, in both orders), how
+    much more of each name's attention goes to *its own* job than to the other person's, per head.
+
+    A head that links a person to what is said about them has a positive margin in every sentence,
+    whichever job is whose and wherever the job stands; a head that looks a fixed number of tokens
+    ahead is positive only in the templates where the own job sits at that offset.
+
+    Returns ``(margins, template_of_row)``: margins ``(rows, layers, heads)``, two rows a sentence.
+    """
+    cases = []  # (template index, sentence, name, own job, other job)
+    for t, template in enumerate(templates):
+        for n1, n2 in (names, names[::-1]):
+            for pair in jobs:
+                for j1, j2 in (pair, pair[::-1]):
+                    sentence = template.format(n1=n1, n2=n2, j1=j1, j2=j2)
+                    cases += [(t, sentence, n1, j1, j2), (t, sentence, n2, j2, j1)]
+    unique = sorted({sentence for _, sentence, *_ in cases})
+    attentions = dict(zip(unique, text.attentions(unique)))
+    margins, template_of_row = [], []
+    for t, sentence, name, own, other in cases:
+        weights = weights_to(*attentions[sentence], name, [own, other])  # (layers, heads, 2)
+        margins.append(weights[..., 0] - weights[..., 1])
+        template_of_row.append(t)
+    return torch.stack(margins), template_of_row
+
+
+def pronoun_job_scores(text, jobs: list[str], *, partners: tuple[str, ...] = ("student", "visitor"),
+                       template: str = "The {a} asked the {b} a question. {pronoun} said that the plan was fine."
+                       ) -> dict[str, float]:
+    """For each job word, how much more attention *she* gives it than *he* does, averaged over all
+    layers and heads, over the job in either noun slot and over neutral ``partners`` in the other.
+    A score depends on its own word only, so groups of words can be compared by permutation."""
+    sentences = {(job, a, b, pronoun): template.format(a=a, b=b, pronoun=pronoun)
+                 for job in jobs for partner in partners for a, b in ((job, partner), (partner, job))
+                 for pronoun in ("She", "He")}
+    attentions = dict(zip(sentences, text.attentions(list(sentences.values()))))
+    scores = {}
+    for job in jobs:
+        differences = [weights_to(*attentions[(j, a, b, "She")], "she", [job]).mean()
+                       - weights_to(*attentions[(j, a, b, "He")], "he", [job]).mean()
+                       for (j, a, b, pronoun) in sentences if j == job and pronoun == "She"]
+        scores[job] = torch.stack(differences).mean().item()
+    return scores
+
+
+def association_test(scores: dict[str, float], group_a: list[str], group_b: list[str], *,
+                     max_permutations: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """A WEAT-style test (Caliskan et al. 2017) of whether ``group_a``'s scores exceed ``group_b``'s.
+
+    Returns ``(effect_size, p_value)``: the difference of the group means over the standard
+    deviation of all scores, and the one-sided permutation p-value, the share of relabellings of
+    the words into groups of the same sizes whose effect is at least as large (exact when there are
+    at most ``max_permutations`` relabellings, sampled otherwise).
+    """
+    words = list(group_a) + list(group_b)
+    values = np.array([scores[w] for w in words], dtype=np.float64)
+    spread, total, k = values.std(), values.sum(), len(group_a)
+
+    def effect(sum_a: np.ndarray) -> np.ndarray:  # mean of a minus mean of b, over the spread
+        return (sum_a / k - (total - sum_a) / (len(words) - k)) / spread
+
+    observed = float(effect(values[:k].sum()))
+    if math.comb(len(words), k) <= max_permutations:
+        relabellings = np.array(list(itertools.combinations(range(len(words)), k)))
+    else:
+        rng = np.random.default_rng(seed)
+        relabellings = np.array([rng.choice(len(words), k, replace=False) for _ in range(max_permutations)])
+    at_least = int((effect(values[relabellings].sum(axis=1)) >= observed - 1e-12).sum())
+    return observed, at_least / len(relabellings)
+
+
+# Winograd-style pairs: one word changes the referent of "it" (Levesque et al. 2012).
+# Each: the sentence with a slot, the two candidate referents, and the word that makes "it" the
+# first candidate and the one that makes it the second.
+COREFERENCE_PAIRS = (
+    ("The animal didn't cross the street because it was too {}.", ("animal", "street"), ("tired", "wide")),
+    ("The trophy didn't fit in the suitcase because it was too {}.", ("trophy", "suitcase"), ("big", "small")),
+    ("The ball broke the window because it was too {}.", ("ball", "window"), ("heavy", "fragile")),
+)
+
+
+def coreference_weights(text, pairs=COREFERENCE_PAIRS) -> torch.Tensor:
+    """How much of "it"'s attention goes to each candidate referent, in both sentences of every
+    pair: ``(pairs, 2 sentences, layers, heads, 2 candidates)``; in sentence 0 "it" is candidate 0,
+    in sentence 1 candidate 1."""
+    return torch.stack([torch.stack([text.attention_to(template.format(word), "it", list(candidates))
+                                     for word in words])
+                        for template, candidates, words in pairs])
+
+
+def coreference_switch(weights: torch.Tensor) -> torch.Tensor:
+    """How far each head moves towards the right referent when one word changes it, per pair:
+    ``(pairs, layers, heads)``. Positive: the head prefers candidate 0 more when "it" is candidate 0
+    than when "it" is candidate 1. A head that resolves "it" is positive in every pair."""
+    preference = weights[..., 0] - weights[..., 1]   # (pairs, 2, layers, heads)
+    return preference[:, 0] - preference[:, 1]

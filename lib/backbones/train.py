@@ -128,6 +128,7 @@ def _batches(loader: DataLoader):
 
 def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0.05,
         weight_decay: float = 5e-4, optimizer: torch.optim.Optimizer | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         test_loader: DataLoader | None = None, evals: int = 1, device: torch.device | str | None = None,
         desc: str = "train") -> History:
     """Train ``model`` for ``steps`` optimiser steps and return its :class:`History`.
@@ -140,6 +141,7 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
         lr: peak learning rate of the one-cycle schedule (Smith & Topin 2017) for the default
             optimiser, SGD with Nesterov momentum 0.9 and ``weight_decay``.
         optimizer: your own optimiser instead (then the learning rate is left as you set it).
+        scheduler: with your own optimiser, a learning-rate scheduler stepped after every step.
         test_loader: evaluated ``evals`` times, evenly spaced, the last at the end.
         device: where to train; by default where the model's parameters are.
     """
@@ -149,7 +151,8 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    scheduler = None
+    if scheduler is not None and optimizer is None:
+        raise ValueError("a scheduler needs the optimiser it schedules: pass optimizer= too")
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
                                     weight_decay=weight_decay)

@@ -121,7 +121,8 @@ class ResNet(nn.Module):
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: blocks per stage, e.g. ``[3, 4, 6, 3]`` for ResNet-34 and -50.
         num_classes: outputs of the classifier.
-        skip: False builds the plain network of the same depth.
+        skip: False builds the plain network of the same depth: no skips and no projection
+            shortcuts, so it has fewer parameters (ResNet-50: 2,776,576 fewer).
     """
 
     def __init__(self, *, block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 1000,
@@ -143,7 +144,8 @@ class ResNet(nn.Module):
 
     def _make_stage(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
-        if stride != 1 or self.in_planes != planes * block.expansion:  # projection shortcut (option B)
+        needs_projection = stride != 1 or self.in_planes != planes * block.expansion
+        if self.skip and needs_projection:  # projection shortcut (option B); a plain net has no shortcuts
             downsample = nn.Sequential(conv1x1(self.in_planes, planes * block.expansion, stride),
                                        nn.BatchNorm2d(planes * block.expansion))
         stage = [block(self.in_planes, planes, stride=stride, downsample=downsample, skip=self.skip)]
@@ -168,7 +170,7 @@ class CifarResNet(nn.Module):
     Args:
         depth: 20, 32, 44, 56, 110 (any ``6n + 2``).
         num_classes: outputs of the classifier.
-        skip: False builds the plain network of the same depth.
+        skip: False builds the plain network of the same depth (it has no shortcuts at all).
         in_channels: 3 for colour images, 1 for grey.
         width: channels of the first stage (16 in the paper).
         zero_init_residual: start each residual branch's last BN at zero, so every block starts as
@@ -191,7 +193,8 @@ class CifarResNet(nn.Module):
             blocks = []
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                shortcut = PadShortcut(in_planes, planes, stride) if stride != 1 or in_planes != planes else None
+                reshapes = stride != 1 or in_planes != planes
+                shortcut = PadShortcut(in_planes, planes, stride) if skip and reshapes else None
                 blocks.append(BasicBlock(in_planes, planes, stride=stride, downsample=shortcut, skip=skip))
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
