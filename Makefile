@@ -12,10 +12,10 @@ JB_FLAGS := -W -n --keep-going
 .PHONY: book test clean browser
 
 # A virtual environment with the pinned versions (constraints.txt) and the library, editable.
-$(READY): requirements.txt requirements-test.txt constraints.txt pyproject.toml
+$(READY): requirements.txt requirements-book.txt requirements-test.txt constraints.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check \
-	    -r requirements.txt -r requirements-test.txt -c constraints.txt -e .
+	    -r requirements.txt -r requirements-book.txt -r requirements-test.txt -c constraints.txt -e .
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright's own browser download is not used).

@@ -47,7 +47,8 @@ def time_install(workdir: Path) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                    "-r", "requirements.txt", "-r", "requirements-test.txt", "-c", "constraints.txt", "-e", "."],
+                    "-r", "requirements.txt", "-r", "requirements-book.txt", "-r", "requirements-test.txt",
+                    "-c", "constraints.txt", "-e", "."],
                    cwd=ROOT, check=True)
     return time.perf_counter() - start
 

@@ -114,7 +114,12 @@ _PAGE_CHECKS = """() => {
     .map(o => o.innerText.slice(0, 200));
   const stderr = Array.from(document.querySelectorAll('.cell_output .stderr'))
     .map(o => o.innerText.slice(0, 200));
-  return {broken, noAlt, tracebacks, stderr};
+  // Code a reader cannot see whole: a cell's code, or library source shown in an output, wider
+  // than its box (the box scrolls, a screenshot or a printout cuts it).
+  const cut = Array.from(document.querySelectorAll('.cell_input pre, .cell_output .text_html .highlight pre'))
+    .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+    .map(pre => pre.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), ''));
+  return {broken, noAlt, tracebacks, stderr, cut};
 }"""
 
 
@@ -137,6 +142,7 @@ def inspect_page(page, url: str, screenshot: Path | None = None, mirrors: dict[s
     problems += [f"output image without alt text: {src}" for src in found["noAlt"]]
     problems += [f"cell output shows an error: {text!r}" for text in found["tracebacks"]]
     problems += [f"cell output shows stderr: {text!r}" for text in found["stderr"]]
+    problems += [f"code line cut at the box's edge: {line!r}" for line in found["cut"]]
     problems += [f"request to an unmirrored external host: {url}" for url in blocked]
     problems += [e for e in errors if not any(known in e for known in KNOWN_PAGE_ERRORS)]
     if screenshot is not None:

@@ -46,6 +46,8 @@ BROKEN_PAGES = {
     "javascript error": ("<script>undefinedFunction()</script>", "JavaScript error"),
     "image without alt": ('<div class="cell_output"><img src="ok.png"></div>', "without alt text"),
     "external script": ('<script src="https://cdn.example.org/x.js"></script>', "unmirrored external host"),
+    "cut code": ('<div class="cell_input" style="width:200px"><pre style="overflow:auto">' + "x = 1  # " + "a" * 120
+                 + "</pre></div>", "code line cut"),
 }
 
 
@@ -115,3 +117,29 @@ def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
         report = inspect_page(page, f"{base}/chapters/05_attention.html", mirrors={})
     assert any("unmirrored external host" in p and "require" in p for p in report.problems)
     assert page.locator("[id^=bertviz] svg line").count() == 0
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter, diagrams", [("04_resnet", 2), ("05_attention", 2), ("06_transformer", 1)])
+def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cdn_mirrors):
+    """The chapters' SVG diagrams (assets/, shown by bb.show_diagram) load, with alt text, and draw."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
+        assert report.problems == [], "\n".join(report.problems)
+        images = page.locator(".cell_output img[src$='.svg']")
+        assert images.count() == diagrams
+        for i in range(diagrams):
+            image = images.nth(i)
+            assert len(image.get_attribute("alt") or "") > 40            # a description, not a word
+            assert image.evaluate("img => img.naturalWidth") > 100
+            image.scroll_into_view_if_needed()
+            shot = Image.open(BytesIO(image.screenshot())).convert("L")
+            dark = sum(1 for value in shot.getdata() if value < 128)
+            assert dark > 0.01 * shot.width * shot.height                 # boxes, arrows and text drawn
+            if i == 0:
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                shot.save(SCREENSHOTS / f"diagram_{chapter}.png")

@@ -89,24 +89,25 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 def test_library_dependencies_match_requirements():
-    """pyproject.toml and requirements.txt name the same ranges for the library's own needs."""
+    """requirements.txt (what a reader installs) is exactly the library's dependencies, same ranges,
+    and holds none of the book-building tools (which downgrade Colab's Sphinx and markdown-it)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = _requirements(ROOT / "requirements.txt")
-    for line in project["dependencies"]:
-        dep = Requirement(line)
-        assert dep.name.lower() in requirements, f"{dep.name} is missing from requirements.txt"
-        assert requirements[dep.name.lower()].specifier == dep.specifier, dep.name
+    dependencies = {Requirement(line).name.lower(): Requirement(line) for line in project["dependencies"]}
+    assert requirements.keys() == dependencies.keys()
+    for name, dep in dependencies.items():
+        assert requirements[name].specifier == dep.specifier, name
 
 
 def test_constraints_pin_the_tested_versions_inside_the_ranges():
     pins = _pins(ROOT / "constraints.txt")
     assert pins["torch"].startswith("2.14.") and pins["torchvision"].startswith("0.29.")
     assert pins["jupyter-book"] == "1.0.4.post1"
-    for name in ("requirements.txt", "requirements-test.txt"):
+    for name in ("requirements.txt", "requirements-book.txt", "requirements-test.txt"):
         for dep_name, dep in _requirements(ROOT / name).items():
             assert dep_name in pins, f"{dep_name} is not pinned in constraints.txt"
             assert dep.specifier.contains(pins[dep_name], prereleases=True), f"{dep_name}=={pins[dep_name]} vs {dep}"
-    assert Requirement("jupyter-book>=1.0,<2").specifier == _requirements(ROOT / "requirements.txt")["jupyter-book"].specifier
+    assert Requirement("jupyter-book>=1.0,<2").specifier == _requirements(ROOT / "requirements-book.txt")["jupyter-book"].specifier
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -181,3 +182,59 @@ def test_a_record_must_say_how_it_was_made(tmp_path, monkeypatch):
         records.load_record("bare")
     with pytest.raises(FileNotFoundError, match="assets/missing.json is not in this installation"):
         records.load_record("missing")
+
+
+def test_diagrams_are_what_the_script_draws(tmp_path):
+    """assets/*.svg are generated: a hand edit, or a script change not re-run, is caught."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_diagrams.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    drawn = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert drawn and drawn == sorted(p.name for p in (ROOT / "assets").glob("*.svg"))
+    for name in drawn:
+        assert (tmp_path / name).read_text() == (ROOT / "assets" / name).read_text(), name
+
+
+def test_show_source_and_show_diagram_come_from_the_library():
+    import backbones as bb
+
+    code = bb.show_source(bb.models.BasicBlock, start="def forward")
+    assert code.data.startswith("def forward(self, x: torch.Tensor)") and "out = out + identity" in code.data
+    shown = bb.show_source(bb.layers.MultiHeadAttention, start="def forward", stop="@classmethod").data
+    assert "from_torch" not in shown and shown.rstrip().endswith("return (out, weights) if return_weights else out")
+    with pytest.raises(ValueError, match="is not in the source"):
+        bb.show_source(bb.models.BasicBlock, start="def backward")
+    svg = bb.show_diagram("residual_block").data
+    assert svg.lstrip().startswith("<svg") and "<title>" in svg
+
+
+def test_a_code_line_too_wide_for_the_page_is_caught(scratch_book):
+    def widen(nb):
+        cell = [c for c in nb["cells"] if c["cell_type"] == "code"][1]
+        cell["source"] = ["x = 1  # " + "a" * 100]
+
+    _edit(scratch_book, widen)
+    assert any("over 88 characters" in p for p in notebook_problems(scratch_book, scratch_book.parents[1]))
+
+
+def test_library_source_shown_on_a_page_fits_it():
+    """Every bb.show_source(...) call of a chapter shows lines within the page's code width."""
+    import ast
+
+    import backbones
+    from backbones.book import CODE_WIDTH
+
+    calls = []
+    for path in chapter_notebooks(ROOT):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code" and "bb.show_source(" in "".join(cell["source"]):
+                tree = ast.parse("".join(cell["source"]))
+                calls += [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                          and ast.unparse(node.func) == "bb.show_source"]
+    assert len(calls) >= 8
+    for call in calls:
+        code = eval(call, {"bb": backbones})  # noqa: S307 - the book's own chapters
+        wide = [line for line in code.data.splitlines() if len(line) > CODE_WIDTH]
+        assert wide == [], f"{call} shows lines wider than the page: {wide}"

@@ -10,15 +10,27 @@ def test_cpu_machine_gets_the_quick_profile():
     assert profile.name == "quick" and "no CUDA GPU" in profile.reason
 
 
-def test_a_cuda_device_gets_the_full_profile():
-    assert get_profile(torch.device("cuda")).name == "full"
+def test_a_cuda_device_gets_the_gpu_profile():
+    profile = get_profile(torch.device("cuda"))
+    assert profile.name == "gpu" and "BACKBONES_PROFILE=paper" in profile.reason
 
 
-def test_environment_overrides_the_profile(monkeypatch):
-    monkeypatch.setenv("BACKBONES_PROFILE", "full")
+@pytest.mark.parametrize("asked, name", [("quick", "quick"), ("gpu", "gpu"), ("paper", "paper"), ("full", "paper"),
+                                         (" GPU ", "gpu")])
+def test_environment_overrides_the_profile(monkeypatch, asked, name):
+    monkeypatch.setenv("BACKBONES_PROFILE", asked)
     profile = get_profile(torch.device("cpu"))
-    assert profile.name == "full" and "BACKBONES_PROFILE" in profile.reason
-    assert profile.pick(quick=1, full=2) == 2
+    assert profile.name == name and "BACKBONES_PROFILE" in profile.reason
+    if asked == "full":
+        assert "old name" in profile.reason
+
+
+def test_pick_gives_each_profile_its_value_and_paper_falls_back_to_gpu():
+    values = dict(quick=1, gpu=2, paper=3)
+    assert [bb.Profile(n, "").pick(**values) for n in ("quick", "gpu", "paper")] == [1, 2, 3]
+    assert bb.Profile("paper", "").pick(quick=1, gpu=2) == 2
+    with pytest.raises(TypeError):
+        bb.Profile("gpu", "").pick(quick=1, full=2)  # the old keyword is gone: a chapter must say gpu=
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):

@@ -77,3 +77,13 @@ def test_single_image_without_batch_dimension_gets_a_hint():
     model = bb.models.SimpleCNN(in_channels=1, num_classes=10)
     with pytest.raises(ValueError, match=r"unsqueeze\(0\)"):
         model(torch.zeros(1, 8, 8))
+
+
+@pytest.mark.parametrize("hardware_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_mixed_precision_follows_the_gpu(monkeypatch, hardware_bf16, expected):
+    """A T4 (Colab's free GPU) has no bfloat16 in hardware: float16 with a gradient scaler there."""
+    from backbones.train import amp_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: hardware_bf16)
+    assert amp_dtype(torch.device("cuda")) == expected
+    assert amp_dtype(torch.device("cpu")) is None

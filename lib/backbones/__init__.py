@@ -6,6 +6,7 @@ The public API a chapter needs, in one namespace:
 - data: :func:`load_image_data`, :func:`load_digits`, :func:`load_cifar10`, :func:`load_photo`,
   :func:`reversal_task`
 - training: :func:`fit`, :func:`evaluate`, :class:`History`
+- the code and diagrams on the page: :func:`show_source`, :func:`show_diagram`
 - figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`, and the chapters' plots in
   ``bb.plots``
 - networks: ``bb.models`` (one family a file), ``bb.layers`` (one concept a file)
@@ -16,6 +17,7 @@ The public API a chapter needs, in one namespace:
 """
 from backbones import (exercises, experiments, landscape, layers, models, plots, pretrained, receptive_field,
                        records, summary, text)
+from backbones.display import show_diagram, show_source
 from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
                             reversal_task)
 from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces,
@@ -32,5 +34,5 @@ __all__ = [
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "fit", "evaluate", "History", "Metrics",
     "use_style", "plot_history", "show_images", "plot_training_loss", "plot_loss_surfaces", "plot_gradient_flow",
-    "plot_attention",
+    "plot_attention", "show_source", "show_diagram",
 ]

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 SETUP_TAG = "remove-cell"  # the setup cell is plumbing: hidden in the rendered book
+# The longest code line that fits a code box of the rendered book at a 1280-pixel-wide window
+# (with _static/backbones.css); the browser tests check the same on the built pages.
+CODE_WIDTH = 88
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -41,15 +44,28 @@ def repository(root: Path) -> tuple[str, str]:
 
 
 def setup_cell_source(root: Path) -> str:
-    """The first code cell of every chapter: in Colab it installs ``backbones`` when missing."""
+    """The first code cell of every chapter: in Colab it installs ``backbones`` when missing.
+
+    The library's dependencies are everything a chapter imports (a test holds that), given as
+    ranges that accept what Colab already has, so the install adds packages and replaces none of
+    Colab's. The cell checks its own result: a failed install stops here, with a message, rather
+    than at the next cell's ``import``.
+    """
     url, branch = repository(root)
     return (
-        "# Colab setup: install the book's library `backbones` when it is missing.\n"
-        "# Locally, `make book` or `pip install -e .` has installed it already and this does nothing.\n"
+        "# Colab setup: install the book's library `backbones` (and all that the chapters\n"
+        "# import) when it is missing. Locally `make book` or `pip install -e .` did it already.\n"
         "try:\n"
         "    import backbones\n"
         "except ImportError:\n"
-        f'    %pip install --quiet "backbones @ git+{url}@{branch}"'
+        f'    %pip install --quiet "backbones @ git+{url}@{branch}"\n'
+        "    try:\n"
+        "        import backbones\n"
+        "    except ImportError as error:\n"
+        "        raise RuntimeError(\"installing the book's library failed: read pip's \"\n"
+        "                           \"messages above, check that the runtime is online, \"\n"
+        "                           \"then run this cell again\") from error\n"
+        "    print(f\"installed backbones {backbones.__version__}\")"
     )
 
 
@@ -95,6 +111,13 @@ def notebook_problems(path: Path, root: Path) -> list[str]:
         problems.append("the first code cell is not the Colab setup cell (python -m backbones.book setup-cell)")
     elif SETUP_TAG not in code_cells[0].get("metadata", {}).get("tags", []):
         problems.append(f"the Colab setup cell is not tagged {SETUP_TAG!r}")
+    for number, cell in enumerate(code_cells, start=1):
+        if SETUP_TAG in cell.get("metadata", {}).get("tags", []):
+            continue  # not on the page
+        long = [line for line in "".join(cell["source"]).splitlines() if len(line) > CODE_WIDTH]
+        if long:
+            problems.append(f"code cell {number} has {len(long)} line(s) over {CODE_WIDTH} characters, cut "
+                            f"on the page: {long[0][:60]!r}...")
     listed = path.relative_to(root).with_suffix("").as_posix()
     if listed not in toc_files(root):
         problems.append(f"{listed} is not listed in _toc.yml")

@@ -142,14 +142,14 @@ def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> I
 
     Args:
         prefer: ``"cifar10"`` or ``"digits"``; by default the scale profile decides
-            (*full*: CIFAR-10, *quick*: digits, so a CPU run stays about a minute).
+            (*gpu* and *paper*: CIFAR-10, *quick*: digits, so a CPU run stays about a minute).
         root: the data folder (default :func:`data_dir`).
 
     The returned :class:`ImageData` says in ``note`` which dataset it is and why.
     """
     if prefer is None:
         from backbones.runtime import get_profile
-        prefer = get_profile().pick(quick="digits", full="cifar10")
+        prefer = get_profile().pick(quick="digits", gpu="cifar10")
     if prefer not in DATASETS:
         raise ValueError(f"unknown dataset {prefer!r}: choose one of {DATASETS}")
     if prefer == "digits":

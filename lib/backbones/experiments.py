@@ -43,16 +43,18 @@ def degradation(data: ImageData, *, depths: tuple[int, ...] = (20, 56), steps: i
         for depth in depths:
             name = f"{'ResNet' if skip else 'plain'}-{depth}"
             seed_everything(seed)
-            model = CifarResNet(depth=depth, num_classes=data.num_classes, in_channels=data.in_channels,
-                                width=width, skip=skip, zero_init_residual=zero_init_residual).to(device)
+            model = CifarResNet(depth=depth, num_classes=data.num_classes,
+                                in_channels=data.in_channels, width=width, skip=skip,
+                                zero_init_residual=zero_init_residual).to(device)
             train_loader, test_loader = data.loaders(batch_size, seed=seed)
-            optimizer, scheduler = None, None
+            optimizer, scheduler = None, None  # fit's default: SGD, Nesterov, one-cycle
             if schedule == "paper":
-                optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+                optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
+                                            weight_decay=1e-4)
                 scheduler = torch.optim.lr_scheduler.MultiStepLR(
                     optimizer, milestones=[steps // 2, steps * 3 // 4], gamma=0.1)
-            history = fit(model, train_loader, steps=steps, lr=lr, optimizer=optimizer, scheduler=scheduler,
-                          test_loader=test_loader, desc=name)
+            history = fit(model, train_loader, steps=steps, lr=lr, optimizer=optimizer,
+                          scheduler=scheduler, test_loader=test_loader, desc=name)
             runs[name] = (model, history)
     return runs
 

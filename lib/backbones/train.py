@@ -1,7 +1,8 @@
 """A short, readable training loop for classifiers, with a history of loss and accuracy.
 
 ``fit`` runs a fixed number of optimiser steps (SGD with momentum and a one-cycle learning
-rate by default), cycling through the loader; on CUDA it adds mixed precision and the
+rate by default), cycling through the loader; on CUDA it adds mixed precision (bfloat16 where
+the GPU has it in hardware, float16 with loss scaling elsewhere, e.g. Colab's T4) and the
 ``channels_last`` memory layout, which change speed, not the maths.
 
 Progress: a ``tqdm.auto`` bar in a live notebook. Where no one watches a bar (the static
@@ -95,9 +96,23 @@ def _prepare(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type for ``device``: bfloat16 on a CUDA GPU that computes it in hardware
+    (Ampere, sm_80, and newer), float16 on older ones (a T4 is sm_75: its bfloat16 is emulated and
+    slow), None (full precision) elsewhere."""
+    if device.type != "cuda":
+        return None
+    try:
+        hardware_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no such argument and reports hardware support only
+        hardware_bf16 = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if hardware_bf16 else torch.float16
+
+
 def _autocast(device: torch.device) -> torch.autocast:
-    """bfloat16 mixed precision on CUDA (no loss scaling needed); a no-op elsewhere."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """Mixed precision in :func:`amp_dtype`; a no-op off CUDA."""
+    dtype = amp_dtype(device)
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @torch.no_grad()
@@ -159,6 +174,9 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     eval_at = {round(steps * (i + 1) / evals) for i in range(evals)} if test_loader is not None else set()
 
+    # float16 has too few exponent bits for small gradients: scale the loss up, the gradients back
+    # down (a no-op when disabled, as with bfloat16 or on the CPU).
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
     history = History(device=str(device))
     progress = _progress(steps, desc)
     model.train()
@@ -175,8 +193,9 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
             raise FloatingPointError(f"the training loss became {loss.item()} at step {step}. "
                                      f"Hint: lower the learning rate (lr={lr}).")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if scheduler is not None:
             scheduler.step()
 

@@ -22,23 +22,27 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
                          f"Hint: k is (..., L_k, d), v is (..., L_k, d_v).")
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None, *,
-                                 return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    mask: torch.Tensor | None = None, *, return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d)) v.
 
     Args:
-        q: queries ``(..., L_q, d)``; k: keys ``(..., L_k, d)``; v: values ``(..., L_k, d_v)``.
-        mask: boolean, broadcastable to ``(..., L_q, L_k)``: True where a query may attend to a key
-            (torch's convention), or a float mask added to the scores.
+        q: queries ``(..., L_q, d)``; k: keys ``(..., L_k, d)``;
+            v: values ``(..., L_k, d_v)``.
+        mask: boolean, broadcastable to ``(..., L_q, L_k)``: True where a query may
+            attend to a key (torch's convention), or a float mask added to the scores.
         return_weights: also return the attention weights ``(..., L_q, L_k)``.
     """
     _check_shapes(q, k, v)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L_q, L_k)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    weights = scores.softmax(dim=-1)                            # each query's weights sum to 1 over the keys
-    out = weights @ v                                           # (..., L_q, d_v)
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))  # a masked key: weight 0
+    elif mask is not None:
+        scores = scores + mask
+    weights = scores.softmax(dim=-1)      # each query's weights sum to 1 over the keys
+    out = weights @ v                     # (..., L_q, d_v)
     return (out, weights) if return_weights else out
 
 
@@ -76,15 +80,18 @@ class MultiHeadAttention(nn.Module):
         self.W_v = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.W_o = nn.Linear(embed_dim, embed_dim, bias=bias)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None, *,
-                return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Self-attention over ``x`` ``(B, T, E)``, or cross-attention to ``context`` ``(B, S, E)``."""
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None, *, return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention over ``x`` ``(B, T, E)``, or cross-attention to ``context``
+        ``(B, S, E)``."""
         context = x if context is None else context
         q = split_heads(self.W_q(x), self.num_heads)         # (B, H, T, d)
         k = split_heads(self.W_k(context), self.num_heads)   # (B, H, S, d)
         v = split_heads(self.W_v(context), self.num_heads)   # (B, H, S, d)
-        out, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)  # (B, H, T, d)
-        out = self.W_o(merge_heads(out))                     # (B, T, E)
+        out, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)
+        out = self.W_o(merge_heads(out))                     # (B, H, T, d) -> (B, T, E)
         return (out, weights) if return_weights else out
 
     @classmethod

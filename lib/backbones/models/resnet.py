@@ -62,7 +62,7 @@ class BasicBlock(nn.Module):
         if self.skip:
             if self.downsample is not None:
                 identity = self.downsample(x)
-            out = out + identity  # the skip connection: added before the last ReLU, as in the paper
+            out = out + identity  # the skip: added before the last ReLU, as in the paper
         return self.relu(out)
 
 

@@ -48,8 +48,10 @@ class EncoderBlock(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        attended, weights = self.attention(x, mask=mask, return_weights=True)  # (B, T, E), (B, H, T, T)
+    def forward(self, x: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        attended, weights = self.attention(x, mask=mask, return_weights=True)
+        # attended: (B, T, E); weights: (B, H, T, T)
         x = self.norm1(x + self.dropout(attended))
         x = self.norm2(x + self.dropout(self.mlp(x)))
         return x, weights

@@ -20,7 +20,8 @@ CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-def make_features(config: list[int | str], *, in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
+def make_features(config: list[int | str], *, in_channels: int = 3,
+                  batch_norm: bool = False) -> nn.Sequential:
     """The convolutional part of a VGG from its configuration row."""
     layers: list[nn.Module] = []
     for item in config:

@@ -1,0 +1,199 @@
+"""Draw the book's block diagrams as SVG files in assets/ (run it after changing a diagram).
+
+    .venv/bin/python scripts/make_diagrams.py
+
+Each diagram is data flowing upwards through boxes, as the papers draw them: a few primitives
+(box, arrow, adder, label) and one function per diagram. The chapters show them with
+``bb.show_diagram(name)`` next to the code that builds the block (``bb.show_source``); a test
+checks that every committed SVG is what this script draws.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+# Fills from the book's palette, light enough for dark text; each kind of operation one colour.
+FILL = {"conv": "#cfe3f3", "norm": "#fde7c4", "act": "#d9f0d3", "attn": "#e6dbf2", "linear": "#f6d6d6",
+        "io": "#ffffff", "op": "#eeeeee"}
+STROKE = "#333333"
+
+
+class Canvas:
+    def __init__(self, width: int, height: int, title: str):
+        self.width, self.height, self.title, self.items = width, height, title, []
+
+    def box(self, cx: float, cy: float, text: str, kind: str, w: float = 150, h: float = 30) -> tuple[float, float]:
+        self.items.append(f'<rect x="{cx - w / 2:.0f}" y="{cy - h / 2:.0f}" width="{w:.0f}" height="{h:.0f}" rx="5" '
+                          f'fill="{FILL[kind]}" stroke="{STROKE}" stroke-width="1.2"/>')
+        self.label(cx, cy + 5, text)
+        return cx, cy
+
+    def label(self, x: float, y: float, text: str, size: int = 13, anchor: str = "middle", style: str = "") -> None:
+        self.items.append(f'<text x="{x:.0f}" y="{y:.0f}" font-family="{FONT}" font-size="{size}" '
+                          f'text-anchor="{anchor}" fill="#111111"{style}>{escape(text)}</text>')
+
+    def arrow(self, points: list[tuple[float, float]]) -> None:
+        path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
+        self.items.append(f'<polyline points="{path}" fill="none" stroke="{STROKE}" stroke-width="1.5" '
+                          f'marker-end="url(#head)"/>')
+
+    def adder(self, cx: float, cy: float, r: float = 11) -> None:
+        self.items.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>')
+        self.items.append(f'<path d="M{cx - 6:.0f},{cy:.0f} H{cx + 6:.0f} M{cx:.0f},{cy - 6:.0f} V{cy + 6:.0f}" '
+                          f'stroke="{STROKE}" stroke-width="1.5"/>')
+
+    def svg(self) -> str:
+        head = ('<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+                f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{STROKE}"/></marker></defs>')
+        body = "\n".join(self.items)
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
+                f'viewBox="0 0 {self.width} {self.height}" role="img" aria-label="{escape(self.title)}">\n'
+                f'<title>{escape(self.title)}</title>\n<rect width="100%" height="100%" fill="#ffffff"/>\n'
+                f"{head}\n{body}\n</svg>\n")
+
+
+def chain(c: Canvas, x: float, y0: float, steps: list[tuple[str, str]], gap: float = 48,
+          width: float = 150) -> float:
+    """Boxes from bottom (y0) upwards, joined by arrows; returns the y of the last box."""
+    y = y0
+    for i, (text, kind) in enumerate(steps):
+        c.box(x, y, text, kind, w=width)
+        if i:
+            c.arrow([(x, y + gap - 15), (x, y + 15)])
+        y -= gap
+    return y + gap
+
+
+def residual_block() -> Canvas:
+    c = Canvas(640, 470, "A plain block and a residual block (BasicBlock)")
+    steps = [("3×3 conv", "conv"), ("batch norm", "norm"), ("ReLU", "act"), ("3×3 conv", "conv"), ("batch norm", "norm")]
+    for x, title, skip in ((140, "plain block", False), (400, "residual block", True)):
+        c.label(x, 24, title, size=15, style=' font-weight="bold"')
+        c.label(x, 452, "x", size=14)
+        c.arrow([(x, 440), (x, 415)])
+        top = chain(c, x, 400, steps)
+        if skip:
+            c.adder(x, top - 40)
+            c.arrow([(x, top - 15), (x, top - 29)])
+            c.arrow([(x, 428), (x + 110, 428), (x + 110, top - 40), (x + 12, top - 40)])
+            c.label(x + 116, (428 + top) / 2, "identity", anchor="start")
+            c.label(x + 116, (428 + top) / 2 + 16, "(option A when", anchor="start", size=11)
+            c.label(x + 116, (428 + top) / 2 + 30, "the shape changes)", anchor="start", size=11)
+            c.box(x, top - 88, "ReLU", "act")
+            c.arrow([(x, top - 51), (x, top - 73)])
+            c.label(x, top - 126, "relu(F(x) + x)", size=13)
+            c.arrow([(x, top - 103), (x, top - 119)])
+        else:
+            c.box(x, top - 88, "ReLU", "act")
+            c.arrow([(x, top - 15), (x, top - 73)])
+            c.label(x, top - 126, "relu(F(x))", size=13)
+            c.arrow([(x, top - 103), (x, top - 119)])
+    return c
+
+
+def bottleneck() -> Canvas:
+    c = Canvas(420, 470, "The bottleneck block of ResNet-50")
+    x = 170
+    c.label(x, 24, "Bottleneck (ResNet-50/101/152)", size=15, style=' font-weight="bold"')
+    c.label(x, 452, "x: 256 channels", size=13)
+    c.arrow([(x, 440), (x, 415)])
+    top = chain(c, x, 400, [("1×1 conv, 64 (reduce)", "conv"), ("batch norm, ReLU", "norm"),
+                            ("3×3 conv, 64", "conv"), ("batch norm, ReLU", "norm"),
+                            ("1×1 conv, 256 (expand)", "conv"), ("batch norm", "norm")], gap=44, width=190)
+    c.adder(x, top - 38)
+    c.arrow([(x, top - 15), (x, top - 27)])
+    c.arrow([(x, 428), (x + 130, 428), (x + 130, top - 38), (x + 12, top - 38)])
+    c.label(x + 136, 250, "identity, or", anchor="start", size=12)
+    c.label(x + 136, 266, "1×1 conv + BN", anchor="start", size=12)
+    c.label(x + 136, 282, "(projection)", anchor="start", size=12)
+    c.box(x, top - 82, "ReLU", "act", w=190)
+    c.arrow([(x, top - 49), (x, top - 67)])
+    return c
+
+
+def attention() -> Canvas:
+    c = Canvas(360, 440, "Scaled dot-product attention")
+    c.label(180, 24, "Scaled dot-product attention", size=15, style=' font-weight="bold"')
+    for x, name in ((100, "Q"), (180, "K"), (280, "V")):
+        c.label(x, 425, name, size=14)
+    c.box(140, 370, "MatMul  Q Kᵀ", "op", w=130)
+    c.arrow([(100, 412), (100, 385)])
+    c.arrow([(180, 412), (180, 385)])
+    top = chain(c, 140, 322, [("scale by 1/√d", "op"), ("mask (optional)", "op"), ("softmax", "act")], gap=48)
+    c.arrow([(140, 355), (140, 337)])
+    c.box(200, top - 62, "MatMul  · V", "op", w=130)
+    c.arrow([(140, top - 15), (140, top - 47)])
+    c.arrow([(280, 412), (280, top - 62), (265, top - 62)])
+    c.label(200, top - 110, "output", size=14)
+    c.arrow([(200, top - 77), (200, top - 103)])
+    return c
+
+
+def multi_head_attention() -> Canvas:
+    c = Canvas(540, 440, "Multi-head attention")
+    c.label(260, 24, "Multi-head attention", size=15, style=' font-weight="bold"')
+    c.label(260, 425, "x: (batch, tokens, embed_dim)", size=13)
+    for x, name in ((120, "W_q"), (260, "W_k"), (400, "W_v")):
+        c.box(x, 372, f"linear {name}", "linear", w=110)
+        c.arrow([(260, 410), (x, 388)])
+        c.box(x, 318, "split into h heads", "op", w=130)
+        c.arrow([(x, 357), (x, 334)])
+        c.arrow([(x, 303), (x if x == 260 else (200 if x < 260 else 320), 258)])
+    for k in range(3):  # h heads, drawn as a stack
+        c.box(260 + 8 * (2 - k), 240 - 8 * (2 - k), "", "attn", w=250, h=34)
+    c.label(260, 244, "scaled dot-product attention, per head", size=12)
+    c.label(412, 214, "× h heads", size=13, anchor="start")
+    c.box(260, 168, "concatenate the heads", "op", w=180)
+    c.arrow([(260, 222), (260, 184)])
+    c.box(260, 116, "linear W_o", "linear", w=110)
+    c.arrow([(260, 153), (260, 132)])
+    c.label(260, 64, "output: (batch, tokens, embed_dim)", size=13)
+    c.arrow([(260, 101), (260, 72)])
+    return c
+
+
+def encoder_block() -> Canvas:
+    c = Canvas(420, 470, "The Transformer encoder block (post-norm, as Vaswani et al.)")
+    x = 170
+    c.label(210, 24, "Encoder block (post-norm)", size=15, style=' font-weight="bold"')
+    c.label(x, 452, "x: (batch, tokens, embed_dim)", size=13)
+    c.arrow([(x, 440), (x, 415)])
+    c.box(x, 400, "multi-head attention", "attn", w=170)
+    c.adder(x, 350)
+    c.arrow([(x, 385), (x, 361)])
+    c.arrow([(x, 428), (x + 120, 428), (x + 120, 350), (x + 12, 350)])
+    c.box(x, 304, "layer norm", "norm")
+    c.arrow([(x, 339), (x, 319)])
+    c.box(x, 238, "MLP: linear, ReLU, linear", "linear", w=190)
+    c.arrow([(x, 289), (x, 253)])
+    c.adder(x, 188)
+    c.arrow([(x, 223), (x, 199)])
+    c.arrow([(x, 272), (x + 120, 272), (x + 120, 188), (x + 12, 188)])
+    c.box(x, 142, "layer norm", "norm")
+    c.arrow([(x, 177), (x, 157)])
+    c.label(x, 86, "to the next block", size=13)
+    c.arrow([(x, 127), (x, 94)])
+    c.label(x + 126, 392, "residual", anchor="start", size=12)
+    c.label(x + 126, 232, "residual", anchor="start", size=12)
+    return c
+
+
+DIAGRAMS = {"residual_block": residual_block, "bottleneck": bottleneck, "attention": attention,
+            "multi_head_attention": multi_head_attention, "encoder_block": encoder_block}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ASSETS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, draw in DIAGRAMS.items():
+        (args.out / f"{name}.svg").write_text(draw().svg(), encoding="utf-8")
+        print(f"wrote {args.out / name}.svg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The benchmark scripts run: the GPU script in its CPU dry mode (the real run needs a lent GPU)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_profile_script_runs_dry_on_the_cpu(tmp_path):
+    out = tmp_path / "gpu_profile.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_profile.py"), "--dry", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    record = json.loads(out.read_text())
+    assert record["dry"] is True and record["device"] == "cpu"
+    assert "not CIFAR-10" in record["data"] and record["machine"]["cores"] >= 1
+    assert set(record["degradation"]["per_network"]) == {"plain-20", "plain-56", "ResNet-20", "ResNet-56"}
+    for name in ("plain-56", "ResNet-56"):
+        landscape = record["landscape"][name]
+        assert landscape["points_measured"] == 9 and landscape["extrapolated"] is False
+        assert landscape["seconds_for_grid"] > 0

@@ -1,0 +1,174 @@
+"""What a Colab student meets: the setup cell installs everything a chapter imports, replaces
+nothing Colab ships, and says so when the install fails."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from backbones.book import chapter_notebooks, setup_cell_source
+
+ROOT = Path(__file__).resolve().parents[1]
+COLAB = ROOT.parent / "shared" / "colab" / "colab-pip-freeze.gpu-2026-08-19.txt"
+# Provided by any Jupyter kernel, Colab's included: the kernel itself.
+KERNEL = {"IPython", "ipykernel"}
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level modules a notebook's code cells import (magics and shell lines dropped)."""
+    modules = set()
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        code = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                         if not line.lstrip().startswith(("%", "!")))
+        with warnings.catch_warnings():  # a chapter's "$\sqrt{d}$" in a plain string warns when parsed
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(code)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+def _installed_with(distribution: str) -> set[str]:
+    """A distribution and, recursively, everything it requires (no extras), normalised names."""
+    seen, todo = set(), [distribution]
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
+
+
+NOTEBOOKS = [*chapter_notebooks(ROOT), *sorted((ROOT / "student").glob("*.ipynb"))]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_import_of_a_chapter_is_installed_by_its_setup_cell(path):
+    installed = _installed_with("backbones")
+    distributions = metadata.packages_distributions()
+    missing = []
+    for module in sorted(_imports(path)):
+        if module in sys.stdlib_module_names or module in KERNEL or module == "backbones":
+            continue
+        owners = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(module, [])}
+        if not owners & installed:
+            missing.append(f"{module} (from {sorted(owners) or 'no installed distribution'})")
+    assert missing == [], f"the setup cell would not install: {missing}"
+
+
+def test_the_import_check_can_fail(tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["%pip install x\n",
+                                                                                "import jupyter_book\n"]}]}))
+    assert _imports(notebook) == {"jupyter_book"}
+    owners = {re.sub(r"[-_.]+", "-", d).lower() for d in metadata.packages_distributions()["jupyter_book"]}
+    assert not owners & _installed_with("backbones")  # the book's build tool is not a reader's need
+
+
+def test_a_failed_install_stops_the_setup_cell_with_a_message(monkeypatch):
+    """Run the real setup cell in IPython with `backbones` unimportable and pip doing nothing."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class NoBackbones:
+        def find_spec(self, name, path=None, target=None):
+            if name == "backbones" or name.startswith("backbones."):
+                raise ModuleNotFoundError(f"No module named {name!r}")
+            return None
+
+    for name in [n for n in sys.modules if n == "backbones" or n.startswith("backbones.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NoBackbones(), *sys.meta_path])
+    shell = InteractiveShell.instance()
+    pip_calls = []
+    shell.register_magic_function(lambda line: pip_calls.append(line), magic_kind="line", magic_name="pip")
+    try:
+        result = shell.run_cell(setup_cell_source(ROOT))
+    finally:
+        InteractiveShell.clear_instance()
+    assert len(pip_calls) == 1 and "backbones @ git+https://github.com/backbones-book/backbones@main" in pip_calls[0]
+    assert isinstance(result.error_in_exec, RuntimeError)
+    assert "installing the book's library failed" in str(result.error_in_exec)
+
+
+def _colab() -> dict[str, str]:
+    if not COLAB.is_file():
+        pytest.skip(f"Colab's package list is not beside the checkout ({COLAB})")
+    pins = {}
+    for line in COLAB.read_text().splitlines():
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.split("+")[0].strip()
+    return pins
+
+
+def test_the_library_accepts_what_colab_ships():
+    """Every dependency Colab already has is accepted at Colab's version: pip replaces nothing."""
+    import tomllib
+
+    colab = _colab()
+    assert colab["ipywidgets"] == "7.7.1" and "bertviz" not in colab
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for line in dependencies:
+        requirement = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        if name in colab:
+            assert requirement.specifier.contains(colab[name]), f"{requirement} would replace Colab's {colab[name]}"
+
+
+@pytest.fixture(scope="session")
+def colab_widgets() -> Path:
+    """Colab's ipywidgets 7.7.1 (and its widgetsnbextension), installed beside the book's venv to
+    shadow its ipywidgets 8 in a kernel: from the package registry, once per _build."""
+    import subprocess
+
+    target = ROOT / "_build" / "ipywidgets-7.7.1"
+    if not (target / "ipywidgets-7.7.1.dist-info").is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--target", str(target), "ipywidgets==7.7.1", "widgetsnbextension==3.6.10",
+                        "ipython-genutils==0.2.0"], check=True, capture_output=True)
+    return target
+
+
+@pytest.mark.slow
+def test_the_books_widgets_and_progress_bars_run_with_colabs_ipywidgets(colab_widgets, monkeypatch):
+    """In a kernel with ipywidgets 7.7.1: the chapters' interact-with-a-dropdown pattern and the
+    training loop's tqdm bar both render as widgets (protocol 2, what Colab's front end draws)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYTHONPATH", str(colab_widgets))
+    monkeypatch.setenv("BACKBONES_PROGRESS", "bar")  # the live notebook's default
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in [
+        "import ipywidgets as widgets\nprint(widgets.__version__)",
+        # 03_alexnet_vgg's widget cell, with a stand-in for its drawing function
+        "widgets.interact(lambda layer: print(layer), layer=widgets.Dropdown(options=['conv1', 'conv5'], value='conv5'));",
+        "import torch, backbones as bb\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+        "data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))\n"
+        "history = bb.fit(torch.nn.Linear(4, 2), DataLoader(data, batch_size=8), steps=5, desc='probe')",
+    ]]
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "7.7.1"
+    for cell in nb.cells[1:]:
+        views = [o["data"]["application/vnd.jupyter.widget-view+json"] for o in cell.outputs
+                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert views and all(view["version_major"] == 2 for view in views), cell.outputs
+        assert not any(o["output_type"] == "error" for o in cell.outputs)
+    assert any("probe: 5 steps" in o.get("text", "") for o in nb.cells[2].outputs)
