@@ -7,7 +7,7 @@ date, to ``assets/degradation_controls.json``, which the chapter shows beside it
 
     .venv/bin/python scripts/record_degradation_controls.py [--seeds 0 1 2] [--steps 300]
 
-On 2 CPU cores: about 100 s per seed and setting.
+On 2 CPU cores: about 100 s (AVX-512) to 130 s per seed and setting.
 """
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ import torch
 import backbones as bb
 
 OUT = Path(__file__).resolve().parents[1] / "assets" / "degradation_controls.json"
+
+
+def _processor() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -58,7 +67,7 @@ def main() -> None:
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "settings": {"data": "scikit-learn digits 8x8", "steps": args.steps, "batch_size": 64, "lr": args.lr,
                      "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4", "width": 16},
-        "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"processor": _processor(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "date": date.today().isoformat(),
         "commit": commit,

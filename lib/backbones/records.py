@@ -33,5 +33,5 @@ def load_record(name: str) -> dict:
 def provenance(record: dict) -> str:
     """One line saying how a record was made, for the page."""
     machine = record["machine"]
-    return (f"recorded {record['date']} with `{record['command']}` on {machine.get('processor', '?')} "
-            f"({machine.get('cores', '?')} cores, torch {machine.get('torch', '?')})")
+    return (f"recorded {record['date']} on {machine.get('processor', '?')} ({machine.get('cores', '?')} "
+            f"cores, torch {machine.get('torch', '?')})\nwith: {record['command']}")
