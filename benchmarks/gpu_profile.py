@@ -81,9 +81,12 @@ def main() -> None:
               "mixed_precision": str(bb.train.amp_dtype(device))}
 
     start = time.perf_counter()
-    runs = bb.experiments.degradation(data, depths=(20, 56), steps=steps, batch_size=128, lr=0.1, device=device)
+    batch_size = 16 if args.dry else 128
+    runs = bb.experiments.degradation(data, depths=(20, 56), steps=steps, batch_size=batch_size, lr=0.1,
+                                      device=device)
     synchronize()
-    record["degradation"] = {"steps": steps, "batch_size": 128, "seconds": round(time.perf_counter() - start, 2),
+    record["degradation"] = {"steps": steps, "batch_size": batch_size,
+                             "seconds": round(time.perf_counter() - start, 2),
                              "per_network": {n: round(h.seconds, 2) for n, (_, h) in runs.items()},
                              "final_training_loss": {n: h.final_loss() for n, (_, h) in runs.items()}}
     print(json.dumps(record["degradation"]), flush=True)

@@ -87,3 +87,12 @@ def test_mixed_precision_follows_the_gpu(monkeypatch, hardware_bf16, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: hardware_bf16)
     assert amp_dtype(torch.device("cuda")) == expected
     assert amp_dtype(torch.device("cpu")) is None
+
+
+def test_a_loader_with_no_full_batch_is_a_clear_error():
+    """Fewer samples than one batch with drop_last: an error, not a loop that never steps."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=16, drop_last=True)
+    with pytest.raises(ValueError, match="lower batch_size"):
+        bb.fit(nn.Linear(4, 2), loader, steps=3)

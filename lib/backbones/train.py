@@ -138,7 +138,13 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device | str
 def _batches(loader: DataLoader):
     """Cycle through the loader for ever (fit counts steps, not epochs)."""
     while True:
-        yield from loader
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:  # else this loop would spin for ever without a step
+            raise ValueError("the training loader yields no batch: it has fewer samples than one batch "
+                             "(with drop_last=True). Hint: lower batch_size.")
 
 
 def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0.05,
