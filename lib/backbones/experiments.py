@@ -13,6 +13,7 @@ from torch import nn
 
 from backbones.data import ImageData
 from backbones.models.resnet import BasicBlock, CifarResNet
+from backbones.models.simple_cnn import SimpleCNN
 from backbones.runtime import seed_everything
 from backbones.text import weights_to
 from backbones.train import History, fit
@@ -70,8 +71,6 @@ def per_class_accuracy(data: ImageData, *, seeds: tuple[int, ...] = (0, 1, 2, 3,
     One run's per-class accuracy rests on a handful of errors per class; the spread over seeds
     says how much of a ranking of classes is noise.
     """
-    from backbones.models import SimpleCNN
-
     images, labels = data.tensors(split="test")
     confusion = torch.zeros(data.num_classes, data.num_classes, dtype=torch.long)
     accuracies = []
@@ -231,9 +230,11 @@ def coreference_weights(text, pairs=COREFERENCE_PAIRS) -> torch.Tensor:
     """How much of "it"'s attention goes to each candidate referent, in both sentences of every
     pair: ``(pairs, 2 sentences, layers, heads, 2 candidates)``; in sentence 0 "it" is candidate 0,
     in sentence 1 candidate 1."""
-    return torch.stack([torch.stack([text.attention_to(template.format(word), "it", list(candidates))
-                                     for word in words])
-                        for template, candidates, words in pairs])
+    cases = [(template.format(word), list(candidates)) for template, candidates, words in pairs
+             for word in words]
+    attentions = text.attentions([sentence for sentence, _ in cases])  # one padded batch
+    weights = [weights_to(*attention, "it", candidates) for attention, (_, candidates) in zip(attentions, cases)]
+    return torch.stack(weights).view(len(pairs), 2, *weights[0].shape)
 
 
 def coreference_switch(weights: torch.Tensor) -> torch.Tensor:
