@@ -45,6 +45,11 @@ class Canvas:
         self.items.append(f'<path d="M{cx - 6:.0f},{cy:.0f} H{cx + 6:.0f} M{cx:.0f},{cy - 6:.0f} V{cy + 6:.0f}" '
                           f'stroke="{STROKE}" stroke-width="1.5"/>')
 
+    def multiplier(self, cx: float, cy: float, r: float = 11) -> None:
+        self.items.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>')
+        self.items.append(f'<path d="M{cx - 5:.0f},{cy - 5:.0f} L{cx + 5:.0f},{cy + 5:.0f} M{cx - 5:.0f},{cy + 5:.0f} '
+                          f'L{cx + 5:.0f},{cy - 5:.0f}" stroke="{STROKE}" stroke-width="1.5"/>')
+
     def svg(self) -> str:
         head = ('<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
                 f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{STROKE}"/></marker></defs>')
@@ -181,8 +186,53 @@ def encoder_block() -> Canvas:
     return c
 
 
+def squeeze_excitation() -> Canvas:
+    c = Canvas(560, 470, "The Squeeze-and-Excitation block")
+    c.label(260, 24, "Squeeze-and-Excitation", size=15, style=' font-weight="bold"')
+    x, side = 130, 340
+    c.label(x, 452, "x: C × H × W", size=13)
+    c.arrow([(x, 440), (x, 95)])
+    c.arrow([(x, 420), (side, 420), (side, 395)])
+    top = chain(c, side, 380, [("global average pool", "op"), ("FC  C → C/r", "linear"), ("ReLU", "act"),
+                               ("FC  C/r → C", "linear"), ("sigmoid", "act")], gap=50, width=170)
+    c.label(side + 92, 384, "squeeze: C × 1 × 1", anchor="start", size=11)
+    c.label(side + 92, 284, "excitation", anchor="start", size=11)
+    c.multiplier(x, 80)
+    c.arrow([(side, top - 15), (side, 80), (x + 12, 80)])
+    c.label(side - 8, top - 28, "one gate per channel, in (0, 1)", anchor="end", size=11)
+    c.label(x, 40, "scale: x · gate, channel by channel", size=13)
+    c.arrow([(x, 68), (x, 50)])
+    return c
+
+
+def mbconv() -> Canvas:
+    c = Canvas(540, 560, "The MBConv block of EfficientNet")
+    x = 170
+    c.label(210, 24, "MBConv (EfficientNet)", size=15, style=' font-weight="bold"')
+    c.label(x, 544, "x: C_in × H × W", size=13)
+    c.arrow([(x, 532), (x, 507)])
+    top = chain(c, x, 492, [("1×1 conv: C_in → t·C_in", "conv"), ("batch norm, SiLU", "norm"),
+                            ("k×k depthwise conv, stride s", "conv"), ("batch norm, SiLU", "norm"),
+                            ("squeeze-and-excitation", "attn"), ("1×1 conv: t·C_in → C_out", "conv"),
+                            ("batch norm (no activation)", "norm"), ("stochastic depth", "op")],
+                gap=50, width=210)
+    c.label(x + 112, 497, "expansion", anchor="start", size=11)
+    c.label(x + 112, 397, "one filter per channel", anchor="start", size=11)
+    c.label(x + 112, 247, "projection", anchor="start", size=11)
+    c.adder(x, top - 40)
+    c.arrow([(x, top - 15), (x, top - 29)])
+    c.arrow([(x, 520), (x + 250, 520), (x + 250, top - 40), (x + 12, top - 40)])
+    c.label(x + 256, 320, "identity when", anchor="start", size=11)
+    c.label(x + 256, 334, "s = 1 and", anchor="start", size=11)
+    c.label(x + 256, 348, "C_in = C_out", anchor="start", size=11)
+    c.label(x, top - 84, "C_out × H/s × W/s", size=13)
+    c.arrow([(x, top - 51), (x, top - 77)])
+    return c
+
+
 DIAGRAMS = {"residual_block": residual_block, "bottleneck": bottleneck, "attention": attention,
-            "multi_head_attention": multi_head_attention, "encoder_block": encoder_block}
+            "multi_head_attention": multi_head_attention, "encoder_block": encoder_block,
+            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv}
 
 
 def main() -> None:

@@ -14,27 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
-
-import torch
 
 import backbones as bb
 
 OUT = Path(__file__).resolve().parents[1] / "assets" / "degradation_controls.json"
-
-
-def _processor() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -59,22 +45,12 @@ def main() -> None:
                    "seconds": round(time.perf_counter() - start, 1)}
             runs.append(row)
             print(json.dumps(row), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=OUT.parent).stdout.strip()
-    record = {
-        "what": "degradation experiment (plain/ResNet 20 and 56 layers) over seeds, with and without "
-                "zero-initialised residual branches",
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "settings": {"data": "scikit-learn digits 8x8", "steps": args.steps, "batch_size": 64, "lr": args.lr,
-                     "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4", "width": 16},
-        "machine": {"processor": _processor(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "python": platform.python_version()},
-        "date": date.today().isoformat(),
-        "commit": commit,
-        "runs": runs,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    bb.records.write_record(
+        args.out, argv=sys.argv, runs=runs,
+        what="degradation experiment (plain/ResNet 20 and 56 layers) over seeds, with and without "
+             "zero-initialised residual branches",
+        settings={"data": "scikit-learn digits 8x8", "steps": args.steps, "batch_size": 64, "lr": args.lr,
+                  "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4", "width": 16})
     print(f"wrote {args.out}")
 
 

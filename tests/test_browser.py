@@ -93,7 +93,7 @@ def test_exercise_solution_opens_from_its_toggle(built_html, page, cdn_mirrors):
 
 
 @pytest.mark.book
-@pytest.mark.parametrize("chapter, expected_views", [("05_attention", 2), ("06_transformer", 1)])
+@pytest.mark.parametrize("chapter, expected_views", [("07_attention", 2), ("08_transformer", 1)])
 def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built_html, page, cdn_mirrors):
     """Every bertviz view of a chapter draws: an SVG with attention lines in each."""
     with serve(built_html) as base:
@@ -114,13 +114,13 @@ def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built
 def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
     """The test above can fail: with the CDN unreachable and no mirror, the view stays empty."""
     with serve(built_html) as base:
-        report = inspect_page(page, f"{base}/chapters/05_attention.html", mirrors={})
+        report = inspect_page(page, f"{base}/chapters/07_attention.html", mirrors={})
     assert any("unmirrored external host" in p and "require" in p for p in report.problems)
     assert page.locator("[id^=bertviz] svg line").count() == 0
 
 
 @pytest.mark.book
-@pytest.mark.parametrize("chapter, diagrams", [("04_resnet", 2), ("05_attention", 2), ("06_transformer", 1)])
+@pytest.mark.parametrize("chapter, diagrams", [("04_resnet", 2), ("05_se_efficientnet", 2), ("07_attention", 2), ("08_transformer", 1)])
 def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cdn_mirrors):
     """The chapters' SVG diagrams (assets/, shown by bb.show_diagram) load, with alt text, and draw."""
     from io import BytesIO

@@ -4,22 +4,23 @@ The public API a chapter needs, in one namespace:
 
 - runtime: :func:`setup`, :func:`get_device`, :func:`get_profile`, :func:`seed_everything`
 - data: :func:`load_image_data`, :func:`load_digits`, :func:`load_cifar10`, :func:`load_photo`,
-  :func:`reversal_task`
+  :func:`load_textures`, :func:`reversal_task`
 - training: :func:`fit`, :func:`evaluate`, :class:`History`
 - the code and diagrams on the page: :func:`show_source`, :func:`show_diagram`
 - figures: :func:`use_style`, :func:`plot_history`, :func:`show_images`, and the chapters' plots in
   ``bb.plots``
 - networks: ``bb.models`` (one family a file), ``bb.layers`` (one concept a file)
 - tools of the chapters: ``bb.receptive_field``, ``bb.landscape``, ``bb.experiments``, ``bb.summary``,
+  ``bb.scaling`` (compound scaling),
   ``bb.text`` (a pretrained Transformer), ``bb.pretrained`` (ImageNet weights and metadata),
   ``bb.records`` (the recorded runs and diagrams in ``assets/``)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
 from backbones import (exercises, experiments, landscape, layers, models, plots, pretrained, receptive_field,
-                       records, summary, text)
+                       records, scaling, summary, text)
 from backbones.display import show_diagram, show_source
-from backbones.data import (PHOTOS, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
-                            reversal_task)
+from backbones.data import (PHOTOS, TEXTURES, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
+                            load_textures, reversal_task)
 from backbones.plots import (plot_attention, plot_gradient_flow, plot_history, plot_loss_surfaces,
                              plot_training_loss, show_images, use_style)
 from backbones.runtime import Profile, Runtime, get_device, get_profile, seed_everything, setup
@@ -29,9 +30,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "models", "layers", "exercises", "experiments", "landscape", "plots", "pretrained", "text", "receptive_field",
-    "summary", "records",
+    "summary", "records", "scaling",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
+    "TEXTURES", "load_textures",
     "fit", "evaluate", "History", "Metrics",
     "use_style", "plot_history", "show_images", "plot_training_loss", "plot_loss_surfaces", "plot_gradient_flow",
     "plot_attention", "show_source", "show_diagram",

@@ -85,9 +85,32 @@ def toc_files(root: Path) -> list[str]:
     return files
 
 
+# Chapters renamed when the book grew (old name -> new): links shared before, in Colab or in a
+# course page, open a short notebook at the old path that points to the new one, and the grader
+# accepts a submission named after either.
+MOVED = {"05_attention": "07_attention", "06_transformer": "08_transformer"}
+
+
 def chapter_notebooks(root: Path) -> list[Path]:
-    """The master notebooks: ``chapters/*.ipynb``."""
-    return sorted((root / "chapters").glob("*.ipynb"))
+    """The master notebooks: ``chapters/*.ipynb``, without the pointers left at moved names."""
+    return sorted(p for p in (root / "chapters").glob("*.ipynb") if p.stem not in MOVED)
+
+
+def moved_notebook(root: Path, old: str, folder: str = "chapters") -> dict:
+    """The notebook left at ``folder/old.ipynb``: one cell with a link to the chapter's new place."""
+    url, branch = repository(root)
+    new = MOVED[old]
+    path = f"{folder}/{new}.ipynb"
+    colab = f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/{path}"
+    text = (f"# This chapter has moved\n\n`{old}` is now **`{new}`**: the book gained chapters before it.\n\n"
+            f"- Open it in Colab: [{new}]({colab})\n- In a checkout: `{path}`\n\n"
+            f"A notebook you saved under the old name is still graded as `{new}`.")
+    lines = text.split("\n")
+    return {"cells": [{"cell_type": "markdown", "id": f"moved-{old}", "metadata": {},
+                       "source": [line + "\n" for line in lines[:-1]] + [lines[-1]]}],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                         "language_info": {"name": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
 
 
 def load_notebook(path: Path) -> dict:

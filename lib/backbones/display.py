@@ -34,7 +34,7 @@ def show_source(obj, *, start: str | None = None, stop: str | None = None):
     shown = lines[first:last]
     while shown and not shown[-1].strip():
         shown.pop()
-    indent = len(shown[0]) - len(shown[0].lstrip())
+    indent = min(len(line) - len(line.lstrip()) for line in shown if line.strip())
     return Code("\n".join(line[indent:] for line in shown) + "\n", language="python")
 
 

@@ -35,3 +35,39 @@ def provenance(record: dict) -> str:
     machine = record["machine"]
     return (f"recorded {record['date']} on {machine.get('processor', '?')} ({machine.get('cores', '?')} "
             f"cores, torch {machine.get('torch', '?')})\nwith: {record['command']}")
+
+
+def machine() -> dict:
+    """What a record says of the machine that made it: processor, cores, torch, Python."""
+    import os
+    import platform
+
+    import torch
+
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:  # Linux: the CPU's model name
+            processor = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"processor": processor, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def write_record(path: Path, *, what: str, settings: dict, runs: list, argv: list[str]) -> dict:
+    """Write a recorded run to ``path`` with the command, machine, date and commit that made it."""
+    import subprocess
+    from datetime import date
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=path.parent).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " with uncommitted changes"
+    record = {"what": what, "command": "python " + " ".join([Path(argv[0]).as_posix(), *argv[1:]]),
+              "settings": settings, "machine": machine(), "date": date.today().isoformat(),
+              "commit": commit, "runs": runs}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backbones.exercises import attention, basics, cnn, resnet
+from backbones.exercises import attention, basics, cnn, efficientnet, resnet
 from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
 
 # Every exercise of the book, by name: the tests run each one's reference and its catalogue.
@@ -22,6 +22,10 @@ EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
     resnet.RESIDUAL_BLOCK,
     resnet.CHAIN_GRADIENT,
     resnet.FILTER_NORMALIZE,
+    efficientnet.SQUEEZE_EXCITATION,
+    efficientnet.SE_PARAMS,
+    efficientnet.MBCONV_COST,
+    efficientnet.COMPOUND_SCALING,
     attention.ATTENTION,
     attention.SPLIT_HEADS,
     attention.MERGE_HEADS,
@@ -69,6 +73,26 @@ def check_filter_normalize(filter_normalize: Callable) -> None:
     check(resnet.FILTER_NORMALIZE, filter_normalize)
 
 
+def check_squeeze_excitation(squeeze_excitation: Callable) -> None:
+    """Check ``squeeze_excitation(x, w1, b1, w2, b2)``: an SE block's forward pass."""
+    check(efficientnet.SQUEEZE_EXCITATION, squeeze_excitation)
+
+
+def check_se_params(se_params: Callable) -> None:
+    """Check ``se_params(channels, reduction)``: the parameters of an SE block."""
+    check(efficientnet.SE_PARAMS, se_params)
+
+
+def check_mbconv_cost(mbconv_cost: Callable) -> None:
+    """Check ``mbconv_cost(in_channels, out_channels, expand_ratio, kernel_size, stride, size)``."""
+    check(efficientnet.MBCONV_COST, mbconv_cost)
+
+
+def check_compound_scale(compound_scale: Callable) -> None:
+    """Check ``compound_scale(channels, layers, resolution, phi)``: a stage scaled by phi."""
+    check(efficientnet.COMPOUND_SCALING, compound_scale)
+
+
 def check_attention(attention_fn: Callable) -> None:
     """Check ``attention(q, k, v, mask=None)`` against ``torch.nn.functional.scaled_dot_product_attention``."""
     check(attention.ATTENTION, attention_fn)
@@ -92,5 +116,6 @@ def check_causal_mask(causal_mask: Callable) -> None:
 __all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_check",
            "check_top_k_accuracy", "check_cross_entropy", "check_receptive_field",
            "check_conv_params", "check_vgg_block", "check_residual_block_forward",
-           "check_chain_gradient", "check_filter_normalize", "check_attention", "check_split_heads",
+           "check_chain_gradient", "check_filter_normalize", "check_squeeze_excitation", "check_se_params",
+           "check_mbconv_cost", "check_compound_scale", "check_attention", "check_split_heads",
            "check_merge_heads", "check_causal_mask"]

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backbones.book import chapter_notebooks, find_root, load_notebook
+from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
 from backbones.exercises.core import METADATA_KEY
 
 CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(")
@@ -51,8 +51,12 @@ def exercises_in(nb: dict) -> list[str]:
 
 
 def find_master(submission: Path, masters: list[Path]) -> Path | None:
-    """The master whose file name (without .ipynb) the submission's file name contains."""
-    matches = [m for m in masters if m.stem in submission.stem]
+    """The master whose file name (without .ipynb) the submission's file name contains; a
+    chapter's old name (before the book grew, ``book.MOVED``) stands for its new one."""
+    stem = submission.stem
+    for old, new in MOVED.items():
+        stem = stem.replace(old, new)
+    matches = [m for m in masters if m.stem in stem]
     return max(matches, key=lambda m: len(m.stem)) if matches else None
 
 

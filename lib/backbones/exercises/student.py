@@ -16,7 +16,7 @@ import copy
 import sys
 from pathlib import Path
 
-from backbones.book import chapter_notebooks, find_root, load_notebook, write_notebook
+from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook, moved_notebook, write_notebook
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code.")'
@@ -62,8 +62,12 @@ def student_notebook(master: dict) -> dict:
 
 
 def generate(root: Path) -> dict[Path, dict]:
-    """``{student path: notebook}`` for every master that has exercises."""
+    """``{student path: notebook}`` for every master that has exercises, and the pointers left at
+    the moved chapters' old names (``chapters/`` and ``student/``)."""
     out = {}
+    for old in MOVED:
+        out[root / "chapters" / f"{old}.ipynb"] = moved_notebook(root, old, "chapters")
+        out[root / "student" / f"{old}.ipynb"] = moved_notebook(root, old, "student")
     for master_path in chapter_notebooks(root):
         master = load_notebook(master_path)
         if any(BEGIN in "".join(c["source"]) for c in master["cells"] if c["cell_type"] == "code"):

@@ -11,13 +11,17 @@ Two families, one file:
   zero-padded when the shape changes), which adds no parameters.
 
 Every block takes ``skip``: with ``skip=False`` the same network has no skip connections, the
-paper's "plain" baseline. Order: blocks, shortcuts, models, factories.
+paper's "plain" baseline. Every block also takes ``se_reduction``: with a number r, the block
+rescales its residual branch's channels by Squeeze-and-Excitation (``C -> C/r -> C``) before the
+addition, as Hu et al. 2018 built SE-ResNet. Order: blocks, shortcuts, models, factories.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from backbones.layers.se import SqueezeExcitation
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -41,7 +45,7 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 downsample: nn.Module | None = None, skip: bool = True):
+                 downsample: nn.Module | None = None, skip: bool = True, se_reduction: int | None = None):
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -51,6 +55,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
         self.skip = skip
+        if se_reduction:  # only then: a block without SE keeps torchvision's names
+            self.se = _se(out_channels, se_reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -59,6 +65,8 @@ class BasicBlock(nn.Module):
         out = self.relu(out)
         out = self.conv2(out)
         out = self.bn2(out)
+        if hasattr(self, "se"):
+            out = self.se(out)  # channel attention on the branch, before the addition
         if self.skip:
             if self.downsample is not None:
                 identity = self.downsample(x)
@@ -76,7 +84,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 downsample: nn.Module | None = None, skip: bool = True):
+                 downsample: nn.Module | None = None, skip: bool = True, se_reduction: int | None = None):
         super().__init__()
         self.conv1 = conv1x1(in_channels, out_channels)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -88,17 +96,26 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
         self.skip = skip
+        if se_reduction:
+            self.se = _se(out_channels * self.expansion, se_reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
+        if hasattr(self, "se"):
+            out = self.se(out)
         if self.skip:
             if self.downsample is not None:
                 identity = self.downsample(x)
             out = out + identity
         return self.relu(out)
+
+
+def _se(channels: int, reduction: int) -> SqueezeExcitation:
+    """Hu et al.'s SE for a ResNet block: ``C -> max(1, C // r) -> C``, ReLU, sigmoid."""
+    return SqueezeExcitation(channels, max(1, channels // reduction), activation=nn.ReLU)
 
 
 class PadShortcut(nn.Module):
@@ -123,12 +140,14 @@ class ResNet(nn.Module):
         num_classes: outputs of the classifier.
         skip: False builds the plain network of the same depth: no skips and no projection
             shortcuts, so it has fewer parameters (ResNet-50: 2,776,576 fewer).
+        se_reduction: r, to add Squeeze-and-Excitation to every block (SE-ResNet; Hu et al.: 16).
     """
 
     def __init__(self, *, block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 1000,
-                 skip: bool = True, in_channels: int = 3):
+                 skip: bool = True, in_channels: int = 3, se_reduction: int | None = None):
         super().__init__()
         self.skip = skip
+        self.se_reduction = se_reduction
         self.in_planes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -148,9 +167,10 @@ class ResNet(nn.Module):
         if self.skip and needs_projection:  # projection shortcut (option B); a plain net has no shortcuts
             downsample = nn.Sequential(conv1x1(self.in_planes, planes * block.expansion, stride),
                                        nn.BatchNorm2d(planes * block.expansion))
-        stage = [block(self.in_planes, planes, stride=stride, downsample=downsample, skip=self.skip)]
+        options = dict(skip=self.skip, se_reduction=self.se_reduction)
+        stage = [block(self.in_planes, planes, stride=stride, downsample=downsample, **options)]
         self.in_planes = planes * block.expansion
-        stage += [block(self.in_planes, planes, skip=self.skip) for _ in range(1, blocks)]
+        stage += [block(self.in_planes, planes, **options) for _ in range(1, blocks)]
         return nn.Sequential(*stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,10 +195,11 @@ class CifarResNet(nn.Module):
         width: channels of the first stage (16 in the paper).
         zero_init_residual: start each residual branch's last BN at zero, so every block starts as
             the identity (Goyal et al. 2017); only with ``skip`` (it would silence a plain net).
+        se_reduction: r, to add Squeeze-and-Excitation to every block (an SE-ResNet).
     """
 
     def __init__(self, *, depth: int = 20, num_classes: int = 10, skip: bool = True, in_channels: int = 3,
-                 width: int = 16, zero_init_residual: bool = False):
+                 width: int = 16, zero_init_residual: bool = False, se_reduction: int | None = None):
         super().__init__()
         if (depth - 2) % 6 != 0:
             raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110), not {depth}")
@@ -195,7 +216,8 @@ class CifarResNet(nn.Module):
                 stride = 2 if stage > 0 and i == 0 else 1
                 reshapes = stride != 1 or in_planes != planes
                 shortcut = PadShortcut(in_planes, planes, stride) if skip and reshapes else None
-                blocks.append(BasicBlock(in_planes, planes, stride=stride, downsample=shortcut, skip=skip))
+                blocks.append(BasicBlock(in_planes, planes, stride=stride, downsample=shortcut, skip=skip,
+                                         se_reduction=se_reduction))
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
