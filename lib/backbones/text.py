@@ -110,6 +110,16 @@ class TextModel:
         q, k, v = (proj(hidden)[:, part] for proj in (projections.query, projections.key, projections.value))
         return self.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]), q, k, v
 
+    @torch.no_grad()
+    def word_states(self, text: str, word: str) -> torch.Tensor:
+        """The vector of ``word`` in ``text`` at every layer, ``(layers + 1, hidden)``: row 0 is the
+        embedding layer's output (no attention yet), row ``l`` the output of layer ``l``; a word
+        split into WordPiece tokens is the mean of its pieces (the first occurrence of the word)."""
+        encoded = self.tokenizer(text, return_tensors="pt")
+        tokens = self.tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+        hidden = torch.stack(self.model(**encoded, output_hidden_states=True).hidden_states)[:, 0]
+        return hidden[:, word_positions(tokens, word)].mean(dim=1)
+
     def word_vectors(self) -> torch.Tensor:
         """The static token embeddings ``(vocab, hidden)``: one vector per WordPiece token, before any attention."""
         return self.model.embeddings.word_embeddings.weight.detach()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backbones.exercises import attention, basics, cnn, efficientnet, resnet
+from backbones.exercises import attention, basics, cnn, efficientnet, resnet, words
 from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
 
 # Every exercise of the book, by name: the tests run each one's reference and its catalogue.
@@ -26,6 +26,8 @@ EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
     efficientnet.SE_PARAMS,
     efficientnet.MBCONV_COST,
     efficientnet.COMPOUND_SCALING,
+    words.ANALOGY_SOLVER,
+    words.SGNS_LOSS,
     attention.ATTENTION,
     attention.SPLIT_HEADS,
     attention.MERGE_HEADS,
@@ -108,6 +110,16 @@ def check_merge_heads(merge_heads: Callable) -> None:
     check(attention.MERGE_HEADS, merge_heads)
 
 
+def check_analogy_solver(analogy_solver: Callable) -> None:
+    """Check ``analogy_solver(vectors, a, b, c)``: 3CosAdd's answer index for each question."""
+    check(words.ANALOGY_SOLVER, analogy_solver)
+
+
+def check_sgns_loss(sgns_loss: Callable) -> None:
+    """Check ``sgns_loss(centre, context, negatives)``: the negative-sampling loss of a batch."""
+    check(words.SGNS_LOSS, sgns_loss)
+
+
 def check_causal_mask(causal_mask: Callable) -> None:
     """Check ``causal_mask(length)``: the boolean mask that hides the future."""
     check(attention.CAUSAL_MASK, causal_mask)
@@ -118,4 +130,4 @@ __all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_c
            "check_conv_params", "check_vgg_block", "check_residual_block_forward",
            "check_chain_gradient", "check_filter_normalize", "check_squeeze_excitation", "check_se_params",
            "check_mbconv_cost", "check_compound_scale", "check_attention", "check_split_heads",
-           "check_merge_heads", "check_causal_mask"]
+           "check_merge_heads", "check_causal_mask", "check_analogy_solver", "check_sgns_loss"]
