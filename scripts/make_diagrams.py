@@ -263,9 +263,42 @@ def skipgram() -> Canvas:
     return c
 
 
+def vit() -> Canvas:
+    c = Canvas(640, 560, "The Vision Transformer")
+    c.label(320, 24, "Vision Transformer (ViT)", size=15, style=' font-weight="bold"')
+    # the image, cut into a 3 x 3 grid of patches
+    x0, y0, side = 275, 440, 30
+    for r in range(3):
+        for q in range(3):
+            c.box(x0 + q * side + side / 2, y0 + r * side + side / 2, str(3 * r + q + 1), "io", w=side, h=side)
+    c.label(320, 552, "an image cut into N = (H/P)(W/P) patches of P × P pixels", size=11)
+    c.arrow([(320, 438), (320, 400)])
+    c.label(330, 418, "flatten each patch, times one matrix", anchor="start", size=11)
+    c.label(330, 432, "(a convolution, kernel = stride = P)", anchor="start", size=11)
+    tokens = ["CLS"] + [str(i) for i in range(1, 10)]
+    for i, name in enumerate(tokens):
+        c.box(95 + i * 50, 385, name, "attn" if name == "CLS" else "conv", w=42, h=26)
+    c.label(70, 418, "[CLS], then N patch tokens", anchor="start", size=11)
+    c.arrow([(320, 372), (320, 348)])
+    c.box(320, 333, "+ learned position embeddings (1 + N of them)", "op", w=440)
+    c.arrow([(320, 318), (320, 290)])
+    c.box(320, 275, "LayerNorm → multi-head self-attention → + residual", "attn", w=440)
+    c.arrow([(320, 260), (320, 242)])
+    c.box(320, 227, "LayerNorm → MLP (GELU) → + residual", "linear", w=440)
+    c.label(555, 255, "× L blocks", anchor="start", size=13)
+    c.label(555, 272, "pre-norm", anchor="start", size=11)
+    c.arrow([(95, 212), (95, 170)])
+    c.label(105, 195, "keep the [CLS] token's output", anchor="start", size=11)
+    c.box(95, 155, "LayerNorm → linear", "linear", w=170)
+    c.arrow([(95, 140), (95, 100)])
+    c.label(95, 90, "class scores", size=13)
+    return c
+
+
 DIAGRAMS = {"residual_block": residual_block, "bottleneck": bottleneck, "attention": attention,
             "multi_head_attention": multi_head_attention, "encoder_block": encoder_block,
-            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv, "skipgram": skipgram}
+            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv, "skipgram": skipgram,
+            "vit": vit}
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backbones.exercises import attention, basics, cnn, efficientnet, resnet, words
+from backbones.exercises import attention, basics, cnn, efficientnet, resnet, vit, words
 from backbones.exercises.core import Case, Exercise, Mistake, Result, check, run_check
 
 # Every exercise of the book, by name: the tests run each one's reference and its catalogue.
@@ -28,6 +28,9 @@ EXERCISES: dict[str, Exercise] = {exercise.name: exercise for exercise in (
     efficientnet.COMPOUND_SCALING,
     words.ANALOGY_SOLVER,
     words.SGNS_LOSS,
+    vit.PATCH_TOKENS,
+    vit.PATCH_EMBEDDING,
+    vit.ROLLOUT,
     attention.ATTENTION,
     attention.SPLIT_HEADS,
     attention.MERGE_HEADS,
@@ -120,6 +123,21 @@ def check_sgns_loss(sgns_loss: Callable) -> None:
     check(words.SGNS_LOSS, sgns_loss)
 
 
+def check_patch_tokens(patch_tokens: Callable) -> None:
+    """Check ``patch_tokens(images, patch_size, cls_token)``: [CLS] and the patches, in order."""
+    check(vit.PATCH_TOKENS, patch_tokens)
+
+
+def check_patch_embedding(patch_embedding: Callable) -> None:
+    """Check ``patch_embedding(images, weight, bias)``: a conv patch embedding as a linear layer."""
+    check(vit.PATCH_EMBEDDING, patch_embedding)
+
+
+def check_attention_rollout(rollout: Callable) -> None:
+    """Check ``rollout(attention)``: attention rollout over the layers (Abnar & Zuidema 2020)."""
+    check(vit.ROLLOUT, rollout)
+
+
 def check_causal_mask(causal_mask: Callable) -> None:
     """Check ``causal_mask(length)``: the boolean mask that hides the future."""
     check(attention.CAUSAL_MASK, causal_mask)
@@ -130,4 +148,5 @@ __all__ = ["EXERCISES", "Case", "Exercise", "Mistake", "Result", "check", "run_c
            "check_conv_params", "check_vgg_block", "check_residual_block_forward",
            "check_chain_gradient", "check_filter_normalize", "check_squeeze_excitation", "check_se_params",
            "check_mbconv_cost", "check_compound_scale", "check_attention", "check_split_heads",
-           "check_merge_heads", "check_causal_mask", "check_analogy_solver", "check_sgns_loss"]
+           "check_merge_heads", "check_causal_mask", "check_analogy_solver", "check_sgns_loss",
+           "check_patch_tokens", "check_patch_embedding", "check_attention_rollout"]

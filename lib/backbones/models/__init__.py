@@ -6,8 +6,10 @@ from backbones.models.resnet import (BasicBlock, Bottleneck, CifarResNet, ResNet
 from backbones.models.simple_cnn import SimpleCNN
 from backbones.models.transformer import EncoderBlock, SinusoidalPositionalEncoding, TransformerEncoder
 from backbones.models.vgg import VGG, vgg11, vgg13, vgg16, vgg19
+from backbones.models.vit import PatchEmbedding, ViT  # the factory: bb.models.vit.vit(name)
 
 __all__ = ["SimpleCNN", "AlexNet", "alexnet", "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "BasicBlock", "Bottleneck", "ResNet", "CifarResNet", "cifar_resnet",
            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "SinusoidalPositionalEncoding", "EncoderBlock", "TransformerEncoder",
-           "EfficientNet", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_lite0"]
+           "EfficientNet", "efficientnet_b0", "efficientnet_v2_s", "efficientnet_lite0",
+           "ViT", "PatchEmbedding"]

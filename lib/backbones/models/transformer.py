@@ -37,19 +37,35 @@ class EncoderBlock(nn.Module):
         embed_dim, num_heads: of the attention.
         mlp_ratio: the MLP's hidden size is ``mlp_ratio * embed_dim`` (4 in the paper).
         dropout: on the attention and MLP outputs.
+        norm_first: False (the default) normalises after each residual addition, as Vaswani et
+            al. (post-norm); True normalises each branch's input and leaves the residual path
+            untouched, as ViT and most Transformers since (pre-norm).
+        activation: the MLP's nonlinearity, ``"relu"`` (Vaswani et al.) or ``"gelu"`` (ViT).
+        eps: the LayerNorms' epsilon (torch's default 1e-5; ViT uses 1e-6).
     """
 
-    def __init__(self, *, embed_dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0):
+    def __init__(self, *, embed_dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0,
+                 norm_first: bool = False, activation: str = "relu", eps: float = 1e-5):
         super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', not {activation!r}")
+        self.norm_first = norm_first
         self.attention = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads)
-        self.norm1 = nn.LayerNorm(embed_dim)
-        self.mlp = nn.Sequential(nn.Linear(embed_dim, mlp_ratio * embed_dim), nn.ReLU(),
+        self.norm1 = nn.LayerNorm(embed_dim, eps=eps)
+        self.mlp = nn.Sequential(nn.Linear(embed_dim, mlp_ratio * embed_dim),
+                                 nn.ReLU() if activation == "relu" else nn.GELU(),
                                  nn.Linear(mlp_ratio * embed_dim, embed_dim))
-        self.norm2 = nn.LayerNorm(embed_dim)
+        self.norm2 = nn.LayerNorm(embed_dim, eps=eps)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.norm_first:  # pre-norm (ViT): x + f(norm(x))
+            attended, weights = self.attention(self.norm1(x), mask=mask,
+                                               return_weights=True)
+            x = x + self.dropout(attended)
+            x = x + self.dropout(self.mlp(self.norm2(x)))
+            return x, weights
         attended, weights = self.attention(x, mask=mask, return_weights=True)
         # attended: (B, T, E); weights: (B, H, T, T)
         x = self.norm1(x + self.dropout(attended))
