@@ -214,3 +214,22 @@ def test_recorded_benchmarks_hold_their_claims():
     # what the chapter says of the record: about a quarter of gensim's speed, WordSim above it in every seed
     assert 0.2 <= speed["summary"]["speed_ratio"]["min"] <= speed["summary"]["speed_ratio"]["max"] <= 0.3
     assert all(run["ours_wordsim"] > run["gensim_wordsim"] for run in speed["runs"])
+
+
+def test_text8_offline_falls_back_to_head500_and_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("BACKBONES_OFFLINE", "1")
+    monkeypatch.setenv("BACKBONES_DATA", str(tmp_path))  # no cached text8.zip
+    corpus = word2vec.load_corpus("text8")
+    assert corpus.name == "head500" and "text8 unavailable: BACKBONES_OFFLINE=1" in corpus.note
+    assert "text8 unavailable" in str(corpus)
+
+
+def test_a_word_has_one_vector_per_layer_in_minilm():
+    from backbones.text import load_text_model
+
+    model = load_text_model()
+    states = model.word_states("The boat drifted towards the muddy bank.", "bank")
+    assert states.shape == (model.num_layers + 1, 384)
+    other = model.word_states("The bank raised its interest rates again.", "bank")
+    cosine = torch.nn.functional.cosine_similarity(states, other, dim=-1)
+    assert cosine[0] > 0.9 and cosine[-1] < cosine[0]  # the same input vector, then the contexts pull apart
