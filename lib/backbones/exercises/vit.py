@@ -77,12 +77,8 @@ def patch_embedding(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 def _embed(images, weight, bias, *, channels_last=False, with_bias=True, transpose=False, order="rows",
            scrambled=False):
     embed_dim, c, p, _ = weight.shape
-    patches = patchify(images, p)
-    if order == "columns":  # the grid read column by column
-        b, _, h, w = images.shape
-        patches = patches.reshape(b, h // p, w // p, -1).transpose(1, 2).reshape(b, -1, patches.shape[-1])
-    if scrambled:  # a reshape alone
-        patches = images.reshape(patches.shape)
+    grid = (0, 4, 2, 1, 3, 5) if order == "columns" else (0, 2, 4, 1, 3, 5)
+    patches = _tokens(images, p, None, order=grid, transpose=not scrambled, cls=None)
     w = weight.permute(0, 2, 3, 1).reshape(embed_dim, -1) if channels_last else weight.reshape(embed_dim, -1)
     out = patches @ w.T + (bias if with_bias else 0)
     return out.transpose(1, 2) if transpose else out
