@@ -121,7 +121,7 @@ def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
 
 @pytest.mark.book
 @pytest.mark.parametrize("chapter, diagrams", [("04_resnet", 2), ("05_se_efficientnet", 2), ("06_word_embeddings", 1),
-                                                 ("07_attention", 2), ("08_transformer", 1)])
+                                                 ("07_attention", 2), ("08_transformer", 1), ("09_vit", 1)])
 def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cdn_mirrors):
     """The chapters' SVG diagrams (assets/, shown by bb.show_diagram) load, with alt text, and draw."""
     from io import BytesIO

@@ -106,3 +106,168 @@ def test_the_rollout_exercise_reference_is_the_librarys():
     for case in exercises.PATCH_TOKENS.cases():
         images, p, cls = case.args
         torch.testing.assert_close(exercises.patch_tokens(images, p, cls)[:, 1:], patchify(images, p))
+
+
+# The chapter's experiments (backbones.experiments) ---------------------------------------------
+
+def test_shifts_move_each_image_by_at_most_one_pixel_and_bring_in_zeros():
+    from backbones.experiments import Shifted
+
+    images = torch.arange(1, 65, dtype=torch.float32).reshape(1, 1, 8, 8).repeat(50, 1, 1, 1)
+    (shifted, labels), = list(Shifted([(images, torch.arange(50))], 1, seed=0))
+    assert torch.equal(labels, torch.arange(50))
+    seen = set()
+    for image in shifted[:, 0]:
+        found = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                 if torch.equal(image, torch.roll(images[0, 0], (dy, dx), (0, 1)) * _inside(dy, dx))]
+        assert len(found) == 1      # a shift of the image, with zeros where it came in from outside
+        seen.add(found[0])
+    assert len(seen) > 4            # and not always the same shift
+    (same, _), = list(Shifted([(images, torch.arange(50))], 0))
+    assert torch.equal(same, images)
+
+
+def _inside(dy: int, dx: int) -> torch.Tensor:
+    mask = torch.ones(8, 8)
+    if dy:
+        mask[0 if dy > 0 else -1] = 0
+    if dx:
+        mask[:, 0 if dx > 0 else -1] = 0
+    return mask
+
+
+def test_the_cnn_is_matched_to_the_vits_size_and_the_splits_do_not_overlap():
+    import backbones as bb
+    from backbones import experiments
+
+    data = bb.load_digits()
+    vit_count = sum(p.numel() for p in experiments.tiny_vit(data).parameters())
+    cnn_count = sum(p.numel() for p in experiments.matched_cnn(data, vit_count).parameters())
+    assert abs(cnn_count - vit_count) / vit_count < 0.03
+    pool, validation = experiments.split_train(data)
+    assert not set(pool) & set(validation) and len(pool) + len(validation) == len(data.train)
+    assert len(validation) == round(0.2 * len(data.train))
+
+
+def test_attention_distance_is_zero_for_self_attention_and_the_mean_distance_for_even_attention():
+    from backbones.experiments import mean_attention_distance, patch_centres
+
+    tokens = 1 + 16  # [CLS] and a 4x4 grid
+    own = torch.eye(tokens).expand(3, 2, tokens, tokens)          # every patch attends to itself
+    even = torch.full((3, 2, tokens, tokens), 1 / tokens)
+    assert mean_attention_distance([own], 2).abs().max() == 0
+    centres = patch_centres(4, 2)
+    expected = torch.cdist(centres, centres).mean()
+    torch.testing.assert_close(mean_attention_distance([even, even], 2), expected.expand(2, 2))
+    neighbour = torch.zeros(1, 1, tokens, tokens)                # each patch on the next one to its right
+    for i in range(16):
+        neighbour[0, 0, 1 + i, 1 + (i + 1 if i % 4 < 3 else i - 1)] = 1
+    torch.testing.assert_close(mean_attention_distance([neighbour], 2), torch.tensor([[2.0]]))
+
+
+def test_position_structure_is_high_for_grid_like_embeddings_and_near_zero_for_random_ones():
+    from backbones.experiments import patch_centres, position_similarity, position_structure
+
+    centres = patch_centres(6, 1)
+    smooth = torch.exp(-torch.cdist(centres, centres) ** 2 / 4)   # each position: its closeness to all others
+    position = torch.cat([torch.zeros(1, 36), smooth])[None]     # (1, 1 + 36, 36), [CLS] first
+    assert position_structure(position) > 0.9
+    assert position_similarity(position).shape == (36, 36)
+    torch.manual_seed(0)
+    assert abs(position_structure(torch.randn(1, 37, 64))) < 0.1
+
+
+def test_the_deletion_test_finds_the_patch_that_carries_the_answer():
+    from backbones.experiments import deletion_test
+
+    class FirstPatch(torch.nn.Module):  # decides from the top-left 2x2 patch alone
+        def forward(self, x):
+            return torch.stack([-x[:, 0, :2, :2].sum((1, 2)), x[:, 0, :2, :2].sum((1, 2))], dim=1)
+
+    images = torch.ones(20, 1, 4, 4)
+    labels = torch.ones(20, dtype=torch.long)
+    right = torch.zeros(20, 4)
+    right[:, 0] = 1                                   # a map that points at the deciding patch
+    kept = deletion_test(FirstPatch(), images, labels, right, patch_size=2, k=1, fill=-1.0)
+    assert kept["none"] == 1.0 and kept["highest"] == 0.0 and kept["lowest"] == 1.0
+    assert 0.0 < kept["random"] < 1.0                 # a quarter of the random choices hit it
+
+
+def test_the_class_token_map_is_the_cls_row_over_the_patch_grid():
+    from backbones.models.vit import class_token_map
+
+    rollout = torch.softmax(torch.randn(2, 17, 17), -1)
+    torch.testing.assert_close(class_token_map(rollout)[1, 2, 3], rollout[1, 0, 1 + 2 * 4 + 3])
+    with pytest.raises(ValueError, match="square"):
+        class_token_map(torch.softmax(torch.randn(1, 16, 16), -1))
+
+
+def _vit_record():
+    import backbones as bb
+
+    record = bb.records.load_record("vit_runs")
+    runs = record["runs"]
+    mean = {}
+    for row in runs:
+        mean.setdefault((row["network"], row["fraction"], row["shift"]), []).append(row["accuracy"])
+    return runs, {key: sum(v) / len(v) for key, v in mean.items()}
+
+
+def test_the_recorded_vit_runs_hold_what_the_chapter_says_of_them():
+    runs, mean = _vit_record()
+    assert {len([r for r in runs if (r["network"], r["fraction"], r["shift"]) == key]) for key in mean} == {5}
+    gaps = [mean["CNN", f, 0] - mean["ViT", f, 0] for f in (0.1, 0.3, 1.0)]
+    assert gaps[0] > gaps[1] > gaps[2] > 0                      # the CNN leads, by less with more data
+    assert gaps[0] == pytest.approx(0.12, abs=0.02) and gaps[2] == pytest.approx(0.025, abs=0.01)
+    assert mean["CNN", 0.1, 1] > mean["CNN", 0.1, 0]            # shifts help the CNN most at 10%
+    assert mean["ViT", 0.3, 1] < mean["ViT", 0.3, 0] and mean["ViT", 1.0, 1] < mean["ViT", 1.0, 0] - 0.15
+    vits = [r for r in runs if r["network"] == "ViT"]
+    assert all(r["position_structure"] < 0 for r in vits if r["shift"] == 0)
+    assert all(r["position_structure"] > 0 for r in vits if r["shift"] == 1)
+    even = 4.02  # the mean distance between the centres of a 4x4 grid of 2-pixel patches
+    for r in (r for r in vits if (r["fraction"], r["shift"]) == (1.0, 0)):
+        distance = torch.tensor(r["attention_distance"])
+        assert (distance - even).abs().max() < 0.6 and distance.mean() < even
+    swept = [r for r in runs if "validation" in r]
+    assert len(swept) == 12
+    at_edge = [r for r in swept if r["lr"] == 0.03]
+    assert len(at_edge) == 6 and [r["network"] for r in at_edge].count("ViT") == 2
+    first = next(r for r in swept if (r["network"], r["fraction"], r["shift"]) == ("ViT", 0.1, 0))
+    assert first["validation"]["0.03"] > first["validation"]["0.01"] + 0.03   # still rising at the end
+
+
+@pytest.mark.slow
+def test_rollout_picks_patches_that_matter_but_ink_alone_nearly_does_as_well():
+    """The chapter's live claims about the tiny ViT trained on all the digits, one seed."""
+    import backbones as bb
+    from backbones import experiments
+    from backbones.models.vit import attention_rollout, class_token_map, patchify
+
+    data = bb.load_digits()
+    pool, _ = experiments.split_train(data)
+    indices = experiments.training_subset(pool, len(pool), seed=0)   # as vit_vs_cnn draws it for seed 0
+    trained, accuracy = experiments.train_one(lambda: experiments.tiny_vit(data), data, indices, lr=0.01, seed=0,
+                                              steps=300, shift=0)
+    assert accuracy > 0.9
+    bb.seed_everything(0)
+    untrained = experiments.tiny_vit(data).eval()
+    x, y = data.tensors(split="test")
+    with torch.no_grad():
+        trained.eval()(x)
+        untrained(x)
+    maps = {name: class_token_map(attention_rollout(m.attention)).flatten(1)
+            for name, m in (("trained", trained), ("untrained", untrained))}
+    ink = patchify(data.unnormalize(x), 2).sum(-1)
+    kept = {name: experiments.deletion_test(trained, x, y, scores, patch_size=2, k=4)
+            for name, scores in (*maps.items(), ("ink", ink))}
+    assert kept["trained"]["highest"] < kept["trained"]["random"] - 0.25     # its top patches matter
+    assert kept["trained"]["lowest"] > kept["trained"]["none"] - 0.03        # its bottom ones hardly
+    assert abs(kept["ink"]["highest"] - kept["trained"]["highest"]) < 0.12   # ink comes within a few points
+    assert abs(kept["ink"]["lowest"] - kept["trained"]["lowest"]) < 0.03
+    assert kept["untrained"]["highest"] < kept["untrained"]["random"] - 0.15
+    centred = {n: m - m.mean(1, keepdim=True) for n, m in maps.items()}
+    assert torch.nn.functional.cosine_similarity(centred["trained"], centred["untrained"]).mean() > 0.3
+    assert experiments.position_structure(trained.position) < 0 < experiments.position_structure(
+        untrained.position) + 0.1
+    distance = experiments.mean_attention_distance(trained.attention, 2)
+    assert (distance - 4.02).abs().max() < 0.6

@@ -41,12 +41,13 @@ CONFIGS = {
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """``(B, C, H, W)`` images to ``(B, N, C * p * p)`` patches, N = (H/p)(W/p), in reading
-    order (the grid's first row left to right, then the next); each patch flattened channel
-    first, as a convolution's weight ``(E, C, p, p)`` is."""
+    """``(B, C, H, W)`` images to ``(B, N, C * p * p)`` patches, N = (H/p)(W/p),
+    in reading order (the grid's first row left to right, then the next); each
+    patch flattened channel first, as a convolution's weight ``(E, C, p, p)`` is."""
     batch, channels, height, width = images.shape
     if height % patch_size or width % patch_size:
-        raise ValueError(f"a {height}x{width} image does not split into {patch_size}x{patch_size} patches")
+        raise ValueError(f"a {height}x{width} image does not split into "
+                         f"{patch_size}x{patch_size} patches")
     rows, cols = height // patch_size, width // patch_size
     x = images.reshape(batch, channels, rows, patch_size, cols, patch_size)
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, rows, cols, C, p, p): a grid of patches
@@ -66,22 +67,25 @@ def unpatchify(patches: torch.Tensor, patch_size: int, height: int, width: int) 
 
 
 class PatchEmbedding(nn.Module):
-    """Each ``p x p`` patch, flattened, times one matrix: a convolution with kernel = stride = p.
+    """Each ``p x p`` patch, flattened, times one matrix: a convolution with
+    kernel = stride = p.
 
-    ``(B, C, H, W)`` to ``(B, N, E)`` tokens. :meth:`as_linear` gives the same map as a linear
-    layer on :func:`patchify`'s output.
+    ``(B, C, H, W)`` to ``(B, N, E)`` tokens. :meth:`as_linear` gives the same map
+    as a linear layer on :func:`patchify`'s output.
     """
 
     def __init__(self, *, patch_size: int, embed_dim: int, channels: int = 3):
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(channels, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.proj = nn.Conv2d(channels, embed_dim, kernel_size=patch_size,
+                              stride=patch_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.proj(images).flatten(2).transpose(1, 2)  # (B, E, rows, cols) -> (B, N, E)
+        x = self.proj(images)  # (B, E, rows, cols)
+        return x.flatten(2).transpose(1, 2)  # (B, N, E), reading order
 
     def as_linear(self) -> nn.Linear:
-        """The same projection as a linear layer on flattened patches (weights copied)."""
+        """The same projection as a linear layer on flattened patches."""
         linear = nn.Linear(self.proj.weight[0].numel(), self.proj.out_channels)
         with torch.no_grad():
             linear.weight.copy_(self.proj.weight.reshape(self.proj.out_channels, -1))
@@ -122,7 +126,8 @@ class ViT(nn.Module):
         self.attention: list[torch.Tensor] = []  # each block's weights (B, H, T, T) from the last forward
 
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """The encoder's input: [CLS] and the patch tokens, positions added, ``(B, 1 + N, E)``."""
+        """The encoder's input, ``(B, 1 + N, E)``: [CLS] and the patch tokens,
+        positions added."""
         x = self.patch_embedding(images)
         cls = self.class_token.expand(len(x), -1, -1)
         return self.dropout(torch.cat([cls, x], dim=1) + self.position)
@@ -183,15 +188,16 @@ def interpolate_position(position: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.cat([cls, resized.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1)
 
 
-def attention_rollout(attention: list[torch.Tensor] | torch.Tensor, *, residual: bool = True,
-                      heads: str = "mean") -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema 2020): how much each output token draws on each input
-    token through all the layers, ``(B, T, T)``.
+def attention_rollout(attention: list[torch.Tensor] | torch.Tensor, *,
+                      residual: bool = True, heads: str = "mean") -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema 2020): how much each output token draws
+    on each input token through all the layers, ``(B, T, T)``.
 
-    ``attention`` is one ``(B, H, T, T)`` tensor per layer, first layer first. Per layer the heads
-    are averaged (``heads="mean"``, the paper's choice; ``"max"`` is a common variant), the
-    residual connection is accounted for by mixing in the identity, 0.5 A + 0.5 I (rows still sum
-    to 1), and the layers are multiplied, the last on the left: R = A_L ... A_2 A_1.
+    ``attention`` is one ``(B, H, T, T)`` tensor per layer, first layer first. Per
+    layer the heads are averaged (``heads="mean"``, the paper's choice; ``"max"`` is
+    a common variant), the residual connection is accounted for by mixing in the
+    identity, 0.5 A + 0.5 I (rows still sum to 1), and the layers are multiplied,
+    the last on the left: R = A_L ... A_2 A_1.
     """
     rollout = None
     for weights in attention:
@@ -208,6 +214,17 @@ def attention_rollout(attention: list[torch.Tensor] | torch.Tensor, *, residual:
     if rollout is None:
         raise ValueError("attention_rollout needs at least one layer's attention")
     return rollout
+
+
+def class_token_map(rollout: torch.Tensor) -> torch.Tensor:
+    """The [CLS] token's row of a rollout ``(B, T, T)``, over the patches only, laid out on the
+    patch grid: ``(B, g, g)``, in reading order as :func:`patchify` cuts them. It says how much
+    the classified token draws on each patch (its own share, on itself, left out)."""
+    patches = rollout[:, 0, 1:]
+    grid = math.isqrt(patches.shape[-1])
+    if grid * grid != patches.shape[-1]:
+        raise ValueError(f"{patches.shape[-1]} patch tokens do not form a square grid")
+    return patches.reshape(len(rollout), grid, grid)
 
 
 def cost(*, image_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int,
