@@ -18,11 +18,12 @@ $(READY): requirements.txt requirements-book.txt requirements-test.txt constrain
 	    -r requirements.txt -r requirements-book.txt -r requirements-test.txt -c constraints.txt -e .
 	touch $@
 
-# Debian's Chromium for the browser tests (Playwright's own browser download is not used).
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used), and
+# bubblewrap, the grader's sandbox (the grading tests hold that a submission cannot read the book).
 browser:
-	@command -v chromium >/dev/null || { \
-	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-	    else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	@{ command -v chromium >/dev/null && command -v bwrap >/dev/null; } || { \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium bubblewrap; \
+	    else sudo apt-get update -qq && sudo apt-get install -y -qq chromium bubblewrap; fi; }
 
 # Jupyter Book's cache keys on a notebook's code alone: when the library changes, every
 # chapter must execute again, so the cache goes.

@@ -8,6 +8,8 @@ import csv
 import hashlib
 import json
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import nbclient
@@ -15,7 +17,7 @@ import nbformat
 import pytest
 
 from backbones.book import MOVED, chapter_notebooks, load_notebook
-from backbones.exercises.grader import exercises_in, find_master, grade_all, write_reports
+from backbones.exercises.grader import checks_in, exercises_in, find_master, grade_all, write_reports
 from backbones.exercises.student import BEGIN, END, generate, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,8 +116,8 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
         assert any(f"→ {exercise}: not implemented yet" in text for text in shown), exercise
 
 
-def _variant(name: str, change, folder: Path) -> Path:
-    nb = copy.deepcopy(load_notebook(MASTER))
+def _variant(name: str, change, folder: Path, *, base: Path = MASTER) -> Path:
+    nb = copy.deepcopy(load_notebook(base))
     change(nb)
     path = folder / f"{name}-01_getting_started.ipynb"
     path.write_text(json.dumps(nb))
@@ -130,46 +132,136 @@ def _replace_in_cell(nb, marker, old, new):
             cell["source"] = source.replace(old, new)
 
 
+def _add_cell(nb, source, *, at=None, outputs=(), tags=()):
+    cell = json.loads(json.dumps(nbformat.v4.new_code_cell(source)))
+    cell["outputs"] = list(outputs)
+    cell["metadata"]["tags"] = list(tags)
+    nb["cells"].insert(len(nb["cells"]) if at is None else at, cell)
+
+
+FORGED = {"output_type": "display_data", "data": {"text/plain": "✓ top_k_accuracy: correct on all 5 cases"},
+          "metadata": {"backbones_check": {"exercise": "top_k_accuracy", "status": "passed", "message": "correct",
+                                           "mistake": None}}}
+TOP_K = "    return hits.float().mean().item()"
+CROSS = "    return -picked.mean()"
+LIAR = """
+class Liar(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal, torch.Tensor.__eq__):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+"""
+
+
+def _messy(nb):
+    """An honest notebook, badly kept: no check cells, no cell ids, cells in reverse order, a
+    half-written metadata output, an os._exit between the definitions and a last cell that hangs."""
+    nb["cells"] = [c for c in nb["cells"] if "bb.exercises.check_" not in "".join(c["source"])][::-1]
+    _add_cell(nb, "import os\nos._exit(0)", at=3, outputs=[{"output_type": "display_data", "data": {},
+                                                           "metadata": {"backbones_check": {"exercise": "x"}}}])
+    _add_cell(nb, "while True:\n    pass")
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+    nb["nbformat_minor"] = 4
+
+
+def _cheats(nb):
+    """The student version with forged verdicts: a copied check cell that is not executed, an
+    empty cell with the same output, a published result, and a patched comparison."""
+    _add_cell(nb, "bb.exercises.check_top_k_accuracy(top_k_accuracy)", outputs=[FORGED], tags=["skip-execution"])
+    _add_cell(nb, "", outputs=[FORGED])
+    _add_cell(nb, "from IPython.display import publish_display_data\n"
+                  f"publish_display_data({FORGED['data']!r}, metadata={FORGED['metadata']!r})")
+    _add_cell(nb, "import backbones.exercises.core as core\ncore.difference = lambda *a, **k: None")
+
+
+def _lies(nb):
+    _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    import backbones.exercises.core as core\n"
+                     "    core.difference = lambda *a, **k: None\n    return 0.0")
+    _replace_in_cell(nb, "def cross_entropy", CROSS, "    return torch.zeros(()).as_subclass(Liar)")
+    _add_cell(nb, LIAR, at=5)
+
+
+def _hangs(nb):
+    _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    while True:\n        pass")
+    _replace_in_cell(nb, "def cross_entropy", CROSS,  # a C call that holds the GIL: no alarm interrupts it
+                     "    sum(range(10**12))\n" + CROSS)
+
+
+def _escapes(nb, victim: Path, out: Path):
+    spawn = ("    import subprocess, sys\n"
+             "    subprocess.Popen(['sleep', '987'], start_new_session=True, stdout=sys.stdout, stderr=sys.stderr)\n"
+             f"    subprocess.Popen(['sh', '-c', 'sleep 3; echo spoiled > {victim}; echo 1,1 > {out}/grades.csv'],\n"
+             "                     start_new_session=True)\n")
+    _replace_in_cell(nb, "def top_k_accuracy", TOP_K, spawn + TOP_K)
+    _replace_in_cell(nb, "def cross_entropy", CROSS, f"    open({str(MASTER)!r}).read()\n"
+                                                     f"    open({str(victim)!r}).read()\n" + CROSS)
+
+
+def _touches_itself(nb, path: Path):
+    _replace_in_cell(nb, "def top_k_accuracy", TOP_K, f"    import os\n    os.utime({str(path)!r}, (0, 0))\n" + TOP_K)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    """One batch holding every attempt of issue 17's table, honest notebooks and broken ones."""
     folder = tmp_path_factory.mktemp("submissions")
-    submissions = [
-        folder / "master-01_getting_started.ipynb",
-        folder / "student-01_getting_started.ipynb",
-        _variant("wrong", lambda nb: _replace_in_cell(nb, "def cross_entropy", "return -picked.mean()",
-                                                       "return picked.mean()"), folder),
-        _variant("raises", lambda nb: _replace_in_cell(nb, "def top_k_accuracy", ".mean().item()",
-                                                        ".mean(.item()"), folder),
-        _variant("lost", lambda nb: nb.update(cells=[c for c in nb["cells"]
-                                                     if "check_cross_entropy" not in "".join(c["source"])]), folder),
-        _variant("hangs", lambda nb: nb["cells"].insert(3, nbformat.v4.new_code_cell(
-            "import time\nwhile True:\n    time.sleep(1)")), folder),
-        folder / "truncated-01_getting_started.ipynb",
-        folder / "unknown.ipynb",
-    ]
-    submissions[0].write_bytes(MASTER.read_bytes())
-    submissions[1].write_bytes(STUDENT.read_bytes())
-    submissions[-2].write_bytes(MASTER.read_bytes()[:3000])
-    submissions[-1].write_bytes(MASTER.read_bytes())
+    out = tmp_path_factory.mktemp("grades")
+    (folder / "a").mkdir()
+    (folder / "b").mkdir()
+    victim = folder / "student-01_getting_started.ipynb"
+    touches = folder / "touches-01_getting_started.ipynb"
+    for path in ("master", "a/same", "=HYPERLINK(1)", "unknown"):
+        (folder / f"{path}-01_getting_started.ipynb".replace("unknown-01_getting_started", "unknown")).write_bytes(
+            MASTER.read_bytes())
+    (folder / "truncated-01_getting_started.ipynb").write_bytes(MASTER.read_bytes()[:3000])
+    for path in (victim, folder / "b" / "same-01_getting_started.ipynb"):
+        path.write_bytes(STUDENT.read_bytes())
+    (folder / "v3-01_getting_started.ipynb").write_text(
+        nbformat.writes(nbformat.convert(nbformat.read(MASTER, as_version=4), 3)))
+    _variant("wrong", lambda nb: _replace_in_cell(nb, "def cross_entropy", CROSS, "    return picked.mean()"), folder)
+    _variant("broken", lambda nb: (_replace_in_cell(nb, "def top_k_accuracy", ".mean().item()", ".mean(.item()"),
+                                   nb.update(cells=[c for c in nb["cells"]
+                                                    if "def cross_entropy" not in "".join(c["source"])])), folder)
+    _variant("messy", _messy, folder)
+    _variant("cheats", _cheats, folder, base=STUDENT)
+    _variant("lies", _lies, folder)
+    _variant("hangs", _hangs, folder)
+    _variant("escapes", lambda nb: _escapes(nb, victim, out), folder)
+    _variant("touches", lambda nb: _touches_itself(nb, touches), folder)
+    submissions = sorted(folder.rglob("*.ipynb"))
+    assert len(submissions) == 16
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
-    rows = grade_all(submissions, timeout=40, root=ROOT)
-    after = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
-    out = folder / "grades"
+    start = time.monotonic()
+    rows = grade_all([folder], timeout=60, root=ROOT, out=out)
+    seconds = time.monotonic() - start
     summary = write_reports(rows, out)
-    return {"rows": {(r.file.split("-")[0].removesuffix(".ipynb"), r.exercise): r for r in rows},
-            "summary": {file.split("-")[0].removesuffix(".ipynb"): (passed, total) for file, passed, total in summary},
-            "unchanged": before == after, "out": out}
+    time.sleep(5)  # what a detached process would do, it has had the time to do by now
+    after = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
+    survivors = subprocess.run(["pgrep", "-f", "sleep 987"], capture_output=True, text=True).stdout.split()
+
+    def key(file: str) -> str:
+        return file.split("-01_")[0].removesuffix(".ipynb")
+
+    return {"rows": {(key(r.file), r.exercise): r for r in rows}, "summary": {key(f): (p, t) for f, p, t in summary},
+            "unchanged": before == after, "out": out, "seconds": seconds, "survivors": survivors}
 
 
 @pytest.mark.slow
-def test_grader_never_writes_to_a_submission(graded):
+def test_grader_never_writes_to_a_submission_and_nothing_outlives_it(graded):
     assert graded["unchanged"]
+    assert graded["survivors"] == []
+    with open(graded["out"] / "grades.csv", newline="") as file:
+        assert next(csv.reader(file)) == ["file", "exercise", "passed", "message"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("submission, score", [
-    ("master", (2, 2)), ("student", (0, 2)), ("wrong", (1, 2)), ("raises", (1, 2)), ("lost", (1, 2)),
-    ("hangs", (0, 2)), ("truncated", (0, 2)), ("unknown", (0, 0)),
+    ("master", (2, 2)), ("student", (0, 2)), ("wrong", (1, 2)), ("broken", (0, 2)), ("messy", (2, 2)),
+    ("v3", (2, 2)), ("cheats", (0, 2)), ("lies", (0, 2)), ("hangs", (0, 2)), ("escapes", (1, 2)),
+    ("a/same", (2, 2)), ("b/same", (0, 2)), ("=HYPERLINK(1)", (2, 2)), ("truncated", (0, 2)), ("unknown", (0, 0)),
+    ("touches", (1, 2)),
 ])
 def test_grader_scores(graded, submission, score):
     assert graded["summary"][submission] == score
@@ -179,9 +271,14 @@ def test_grader_scores(graded, submission, score):
 @pytest.mark.parametrize("submission, exercise, message", [
     ("student", "top_k_accuracy", "not implemented yet"),
     ("wrong", "cross_entropy", "the sign is wrong"),
-    ("raises", "top_k_accuracy", "the check did not run; the notebook's first error: SyntaxError"),
-    ("lost", "cross_entropy", "the cell that checks this exercise is missing"),
-    ("hangs", "top_k_accuracy", "did not finish within 40 s"),
+    ("broken", "top_k_accuracy", "the cell that defines top_k_accuracy does not parse: SyntaxError"),
+    ("broken", "cross_entropy", "no definition of cross_entropy in the notebook's code cells"),
+    ("cheats", "top_k_accuracy", "not implemented yet"),
+    ("lies", "cross_entropy", "wrong values"),
+    ("hangs", "top_k_accuracy", "stopped after 10 s"),
+    ("hangs", "cross_entropy", "stopped after 60 s"),
+    ("escapes", "cross_entropy", "FileNotFoundError"),
+    ("touches", "top_k_accuracy", "FileNotFoundError"),
     ("truncated", "cross_entropy", "not a valid notebook (not JSON"),
     ("unknown", "-", "cannot tell which chapter this is"),
 ])
@@ -190,13 +287,55 @@ def test_grader_says_what_is_wrong(graded, submission, exercise, message):
 
 
 @pytest.mark.slow
-def test_grader_writes_csv_files(graded):
+def test_grader_writes_csv_files_a_spreadsheet_cannot_run(graded):
     with open(graded["out"] / "grades.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["file", "exercise", "passed", "message"]
-    assert len(rows) == 15
+    assert len(rows) == 2 * 15 + 1  # two exercises for each of 15 chapter notebooks, one row for the unknown
     with open(graded["out"] / "summary.csv", newline="") as file:
-        assert {r["file"]: r["passed"] for r in csv.DictReader(file)}["master-01_getting_started.ipynb"] == "2"
+        summary = {r["file"]: r["passed"] for r in csv.DictReader(file)}
+    assert summary["master-01_getting_started.ipynb"] == "2"
+    assert summary["a/same-01_getting_started.ipynb"] == "2" and summary["b/same-01_getting_started.ipynb"] == "0"
+    assert summary["'=HYPERLINK(1)-01_getting_started.ipynb"] == "2"   # neutralised: text, not a formula
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    from backbones.exercises.grader import Row
+
+    write_reports([Row("=cmd|' /C calc'!A0.ipynb", "top_k_accuracy", False, "@SUM(1+1)*cmd"),
+                   Row("plain.ipynb", "-", False, "+1" + "x" * 5000)], tmp_path)
+    with open(tmp_path / "grades.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert rows[0]["file"].startswith("'=") and rows[0]["message"].startswith("'@")
+    assert rows[1]["message"].startswith("'+1") and len(rows[1]["message"]) < 700
+
+
+def test_every_check_of_the_book_names_its_exercise_for_the_grader():
+    from backbones import exercises
+    from backbones.exercises.grader import graded_exercise
+
+    names = [n.removeprefix("check_") for n in exercises.__all__ if n.startswith("check_")]
+    resolved = {name: graded_exercise(name) for name in names}
+    assert {e.name for e, _ in resolved.values()} == set(exercises.EXERCISES)
+    assert {kind for _, kind in resolved.values()} == {"function", "module"}
+    for master in chapter_notebooks(ROOT):
+        for check, _ in checks_in(load_notebook(master)):
+            assert check in resolved, (master.name, check)
+
+
+def test_the_grader_reads_definitions_not_statements():
+    from backbones.exercises.grader import definitions
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%pip install x\nimport torch\nK = 3\nrun_me()"),
+        nbformat.v4.new_code_cell("def f(x):\n    return x + K"),
+        nbformat.v4.new_code_cell("def f(x):\n    return x + 2 * K"),
+        nbformat.v4.new_code_cell("def g(:\n    pass"),
+    ])
+    source, defined, broken = definitions(json.loads(nbformat.writes(nb)))
+    assert set(defined) == {"K", "f"} and "2 * K" in defined["f"]      # the later definition wins
+    assert "run_me" not in source and "install" not in source
+    assert len(broken) == 1 and "SyntaxError" in broken[0][1]
 
 
 @pytest.mark.book

@@ -1,36 +1,67 @@
-"""Grade submitted notebooks in bulk, for instructors.
+"""Grade submitted notebooks in bulk, for instructors (and for a student before submitting).
 
-    python -m backbones.exercises.grader submissions/*.ipynb --out grades/
+    python -m backbones.exercises.grader submissions/ --out grades/
     python -m backbones.exercises.grader alice.ipynb --master chapters/01_getting_started.ipynb
 
-For each submission the grader finds its chapter (``--master``, or the master whose name the
-file name contains), executes a *copy* of it in a separate process with a time limit, and
-reads the result of every exercise check from the executed copy. It writes
-``grades.csv`` (file, exercise, passed, message) and ``summary.csv`` (file, passed, total) to
-``--out``, and prints the summary. It never writes to a submission: a notebook that is not
-valid JSON, has lost cells, raises or hangs gets a row that says so.
+**The trust model.** Nothing a submission's code can write decides its grade. For each
+submission the grader finds its chapter (``--master``, or the master whose name the file name
+contains) and the exercises that chapter checks (from the *master*, never the submission). It
+reads the submission as data: from its code cells it takes the imports, the top-level function
+and class definitions and literal constants, found by name (so lost, reordered or id-less cells
+do not matter), and nothing else -- no top-level statement runs, no output, metadata or check
+cell is read. For each exercise it runs those definitions in a fresh child process
+(``_child.py``) that is given the check's inputs and hands back only the function's *outputs*,
+as JSON and arrays read with ``allow_pickle=False``. Pass or fail, and which catalogued mistake
+was made, are computed here, in the grader's own process, by the same engine the notebooks use
+(``core.run_check``), on plain tensors rebuilt from those arrays.
+
+The child runs in a temporary directory holding only its inputs, with a clean environment, its
+own session, resource limits (CPU seconds, address space, file size, processes) and a wall-clock
+limit per exercise, after which everything it started is killed. Its copy of the library has no
+``exercises`` package, so no reference solution is importable. Where bubblewrap (``bwrap``) is
+installed the child also runs in a sandbox: its own PID namespace (every process it starts dies
+with it), no network, ``/tmp`` empty, and the book's checkout, the masters, the submissions and
+the output folder hidden. Without bubblewrap the grader says so and still isolates as above,
+but a submission can then read files the grader's user can read, and a process that leaves its
+session and clears its environment can outlive the grading.
+
+The grader writes ``grades.csv`` (file, exercise, passed, message) and ``summary.csv`` (file,
+passed, total) to ``--out``, one row per exercise, files named by their path relative to the
+submissions' folder; it never writes to a submission, and one submission's failure (not JSON,
+nbformat 3, a syntax error, a crash, a hang) costs only its own rows.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
 import csv
+import functools
 import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
-from backbones.exercises.core import METADATA_KEY
+from backbones.exercises.core import TIME_LIMIT_S
 
-CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(")
-DEFAULT_TIMEOUT_S = 600
+CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)")
+DEFAULT_TIMEOUT_S = 120        # per exercise: the child's start (torch's import) included;
+                               # each case also stops after core.TIME_LIMIT_S, as in the notebook
+MEMORY_LIMIT = 12 * 2**30      # address space: importing torch alone reserves several GB
+FILE_LIMIT = 256 * 2**20       # the largest file the child may write
+PROCESS_LIMIT = 4096           # RLIMIT_NPROC counts every process and thread of the user
+MAX_MESSAGE = 600
+CHILD = Path(__file__).with_name("_child.py")
 
 
 @dataclass(frozen=True)
@@ -41,13 +72,41 @@ class Row:
     message: str
 
 
-def exercises_in(nb: dict) -> list[str]:
-    """The exercises a notebook checks, in order: every ``bb.exercises.check_NAME(`` call."""
-    names = []
+# What a chapter checks ---------------------------------------------------------------------------
+
+def checks_in(nb: dict) -> list[tuple[str, str]]:
+    """``(check name, function name)`` for every ``bb.exercises.check_NAME(function)`` call."""
+    found: list[tuple[str, str]] = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
-            names += [n for n in CHECK_CALL.findall("".join(cell.get("source", []))) if n not in names]
-    return names
+            found += [c for c in CHECK_CALL.findall(_text(cell)) if c[0] not in {n for n, _ in found}]
+    return found
+
+
+def exercises_in(nb: dict) -> list[str]:
+    """The exercises a notebook checks, in order."""
+    return [name for name, _ in checks_in(nb)]
+
+
+@functools.cache
+def graded_exercise(check: str):
+    """``(Exercise, kind)`` behind ``bb.exercises.check_NAME``: read from that function's body
+    (``check(module.EXERCISE, fn)``; ``kind`` is ``"module"`` when the check builds the student's
+    module and applies it, as ``cnn.run_block`` does, else ``"function"``)."""
+    import inspect
+
+    from backbones import exercises
+
+    function = getattr(exercises, f"check_{check}", None)
+    if function is None:
+        raise KeyError(f"no check named check_{check}")
+    tree = ast.parse(inspect.getsource(function))
+    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name) and node.func.id == "check")
+    target = call.args[0]
+    exercise = getattr(getattr(exercises, target.value.id), target.attr)
+    kind = "module" if "run_block(" in ast.unparse(call.args[1]) else "function"
+    return exercise, kind
 
 
 def find_master(submission: Path, masters: list[Path]) -> Path | None:
@@ -60,95 +119,380 @@ def find_master(submission: Path, masters: list[Path]) -> Path | None:
     return max(matches, key=lambda m: len(m.stem)) if matches else None
 
 
+# The submission, read as data --------------------------------------------------------------------
+
+def _text(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def read_submission(path: Path) -> dict:
+    """The notebook's cells as data, nbformat 4 (an nbformat 3 file is upgraded); a clear
+    ValueError if it is not a notebook. Only what grading reads is required (a list of cells,
+    each with a type and a source): a stray cell id or a missing one does not matter."""
+    import nbformat
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        nb = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"not a valid notebook (not JSON: {error})") from None
+    if not isinstance(nb, dict) or nb.get("nbformat") not in (3, 4):
+        version = nb.get("nbformat") if isinstance(nb, dict) else None
+        raise ValueError(f"not a valid notebook (nbformat {version!r}; versions 3 and 4 are read)")
+    if nb["nbformat"] == 3:
+        try:
+            nb = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
+        except Exception as error:
+            raise ValueError(f"not a valid notebook (nbformat 3 that could not be upgraded: "
+                             f"{type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
+    cells = nb.get("cells")
+    if not isinstance(cells, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("cell_type"), str)
+            and isinstance(c.get("source", ""), (str, list)) for c in cells):
+        raise ValueError("not a valid notebook (its cells are not a list of cells with a type and a source)")
+    return nb
+
+
+def definitions(nb: dict) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+    """What the grader takes from the code cells: ``(module source, {name: definition},
+    [(cell text, syntax error)])``. Imports, top-level ``def``/``class`` and assignments of
+    literals are kept (a later definition of a name replaces an earlier one); every other
+    statement, IPython magic and output is left out."""
+    imports: list[str] = []
+    defined: dict[str, str] = {}
+    broken: list[tuple[str, str]] = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        text = "\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line
+                         for line in _text(cell).split("\n"))
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as error:
+            broken.append((text, f"SyntaxError: {error.msg} (line {error.lineno})"))
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                statement = ast.unparse(node)
+                if statement not in imports:
+                    imports.append(statement)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined[node.name] = ast.unparse(node)
+            elif (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)
+                  and _literal(node.value)):
+                for target in node.targets:
+                    defined[target.id] = ast.unparse(node)
+    guarded = [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in imports]
+    return "\n".join(guarded) + "\n\n" + "\n\n".join(defined.values()) + "\n", defined, broken
+
+
+def _literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+# The sandbox -------------------------------------------------------------------------------------
+
+@functools.cache
+def bubblewrap() -> str | None:
+    """The ``bwrap`` executable when it is installed and can make a sandbox here, else None."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
+                            "--die-with-parent", "--new-session", "true"], capture_output=True, timeout=60)
+    return path if probe.returncode == 0 else None
+
+
+def sandbox_note() -> str:
+    if bubblewrap():
+        return "sandbox: bubblewrap (own PID namespace, no network, checkout and submissions hidden)"
+    return ("sandbox: bubblewrap is not installed (apt install bubblewrap): submissions run isolated in a "
+            "temporary folder with limits, but can read files this user can read")
+
+
+def library_copy(folder: Path) -> Path:
+    """A copy of the library for the child, without ``exercises`` (the reference solutions) and
+    without assets; ``backbones.exercises`` is a stub there."""
+    import backbones
+
+    target = folder / "lib"
+    shutil.copytree(Path(backbones.__file__).parent, target / "backbones",
+                    ignore=shutil.ignore_patterns("__pycache__", "exercises", "assets", "*.pyc"))
+    (target / "backbones" / "exercises").mkdir()
+    (target / "backbones" / "exercises" / "__init__.py").write_text(
+        '"""Not available while grading: the checks run in the grader, not here."""\n')
+    return target
+
+
+def _limits(seconds: float):
+    def apply() -> None:
+        cpu = int(seconds) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if os.getuid() != 0:  # root is exempt from RLIMIT_NPROC anyway
+            resource.setrlimit(resource.RLIMIT_NPROC, (PROCESS_LIMIT, PROCESS_LIMIT))
+    return apply
+
+
+def _kill_marked(token: str) -> None:
+    """Kill every process whose environment carries ``token`` (what the child started, also
+    outside its session), as far as /proc lets this user see."""
+    marker = f"BACKBONES_SANDBOX={token}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+
+
+@dataclass
+class SandboxRun:
+    """What came back from one child: per-case records, a load error, or how it ended."""
+
+    cases: dict[int, dict]
+    arrays: dict[int, dict]
+    load_error: dict | None
+    timed_out: bool
+    returncode: int | None
+
+
+def run_in_sandbox(source: str, function: str, kind: str, cases: list, *, timeout: float, library: Path,
+                   hide: list[Path]) -> SandboxRun:
+    """Run ``function`` from ``source`` on each case's inputs in a child process, sandboxed."""
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        work = Path(tmp)
+        spec = {"function": function, "kind": kind, "library": str(library),
+                "seconds_per_case": min(timeout, TIME_LIMIT_S)}
+        # Inputs go in as torch.save: made here, so trusted, and they may hold the library's modules
+        # (a BasicBlock). Outputs come back only as JSON and arrays, never a pickle.
+        torch.save([(tuple(case.args), dict(case.kwargs)) for case in cases], work / "inputs.pt")
+        (work / "spec.json").write_text(json.dumps(spec))
+        (work / "submission.py").write_text(source)
+        shutil.copyfile(CHILD, work / "_child.py")
+        token = uuid.uuid4().hex
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "BACKBONES_OFFLINE": "1", "BACKBONES_PROGRESS": "off",
+               "BACKBONES_SANDBOX": token}
+        command = [sys.executable, "-I", "_child.py", "spec.json"]
+        wrap = bubblewrap()
+        if wrap:
+            command = _bwrap_command(wrap, work, library, hide) + command
+        with open(work / "child.log", "wb") as log:
+            process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_limits(timeout))
+            timed_out = False
+            try:
+                process.wait(timeout=timeout + 5)  # the child's own per-case alarm comes first
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)  # the child, and bwrap with its PID namespace
+                except ProcessLookupError:
+                    pass
+                _kill_marked(token)
+                process.wait()
+        return _collect(work, len(cases), timed_out, None if timed_out else process.returncode)
+
+
+def _bwrap_command(wrap: str, work: Path, library: Path, hide: list[Path]) -> list[str]:
+    command = [wrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in sorted({p.resolve() for p in hide if p.exists()}, key=lambda p: len(p.parts)):
+        command += ["--tmpfs", str(path)]
+    prefix = Path(sys.prefix).resolve()
+    if any(prefix.is_relative_to(p.resolve()) for p in hide if p.exists()):  # a venv inside the checkout
+        command += ["--ro-bind", str(prefix), str(prefix)]
+    command += ["--ro-bind", str(library), str(library), "--bind", str(work), str(work),
+                "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(work), "--"]
+    return command
+
+
+def _collect(work: Path, count: int, timed_out: bool, returncode: int | None) -> SandboxRun:
+    import numpy as np
+
+    def record(name: str) -> dict | None:
+        path = work / f"{name}.json"
+        if not path.is_file() or path.stat().st_size > 2**20:
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    cases, arrays = {}, {}
+    for i in range(count):
+        data = record(f"case_{i}")
+        if data is None:
+            break
+        cases[i] = data
+        npz = work / f"case_{i}.npz"
+        if npz.is_file():
+            try:
+                with np.load(npz, allow_pickle=False) as loaded:
+                    arrays[i] = {key: loaded[key] for key in loaded.files}
+            except Exception:  # a malformed file: the case has no output
+                cases[i] = {"error": "MalformedOutput", "message": "the output could not be read back"}
+        else:
+            arrays[i] = {}
+    return SandboxRun(cases, arrays, record("load"), timed_out, returncode)
+
+
+# Grading: the verdict, computed here ---------------------------------------------------------------
+
+class SubmissionError(Exception):
+    """An error the student's code raised in the sandbox, of a type this process does not know."""
+
+
+def _raise_todo() -> None:
+    raise NotImplementedError("not implemented yet")  # core._raised_by_student reads this line
+
+
+def _replay(run: SandboxRun, function: str, timeout: float):
+    """A stand-in for the student's function: returns, case by case, what the sandbox recorded
+    (plain tensors rebuilt from arrays), or raises what it raised there."""
+    from backbones.exercises import core
+    from backbones.exercises._child import decode
+
+    calls = iter(range(len(run.cases) + 1))
+
+    def where(data: dict) -> str:
+        code = " ".join(str(data.get("code") or "").split())[:120]
+        return f" (line {data['line']}: `{code}`)" if data.get("line") and code else ""
+
+    def stand_in(*args, **kwargs):
+        i = next(calls)
+        if run.load_error is not None:
+            error = run.load_error
+            raise SubmissionError(f"defining the notebook's functions raised {error.get('error')}: "
+                                  f"{error.get('message')}{where(error)}")
+        data = run.cases.get(i)
+        if data is None:
+            if run.timed_out:
+                raise core._TimeLimit
+            raise SubmissionError(f"the process running {function} ended (exit code {run.returncode}) "
+                                  f"before it returned")
+        if "timeout" in data:
+            raise core._TimeLimit
+        if "error" in data:
+            if data.get("todo"):
+                _raise_todo()
+            kind = getattr(builtins, str(data["error"]), None)
+            if not (isinstance(kind, type) and issubclass(kind, Exception)) or issubclass(kind, NotImplementedError):
+                kind = SubmissionError
+            raise kind(f"{str(data.get('message'))[:300]}{where(data)}")
+        if "output" not in data:
+            raise SubmissionError("the sandbox returned no output")
+        try:
+            return decode(data["output"], run.arrays.get(i, {}))
+        except Exception as error:
+            raise SubmissionError(f"the output could not be read back ({error})") from None
+
+    return stand_in
+
+
+def grade_exercise(check: str, function: str, source: str, defined: dict, broken: list, *, timeout: float,
+                   library: Path, hide: list[Path]):
+    """The :class:`~backbones.exercises.core.Result` of one exercise, decided in this process."""
+    from backbones.exercises.core import Result, run_check
+
+    exercise, kind = graded_exercise(check)
+    if function not in defined:
+        for text, error in broken:
+            if re.search(rf"\b(def|class)\s+{re.escape(function)}\b", text):
+                return Result(exercise.name, "failed", f"the cell that defines {function} does not parse: {error}")
+        return Result(exercise.name, "failed", f"no definition of {function} in the notebook's code cells")
+    run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
+    seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
+    return run_check(exercise, _replay(run, function, timeout), seconds=seconds)
+
+
 def _fingerprint(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
-def execute_copy(submission: Path, workdir: Path, timeout: float) -> tuple[dict | None, str | None]:
-    """Execute a copy of ``submission`` in its own process group; ``(executed notebook, problem)``."""
-    source, executed = workdir / "submission.ipynb", workdir / "executed.ipynb"
-    shutil.copyfile(submission, source)
-    env = dict(os.environ, BACKBONES_PROGRESS="summary")
-    process = subprocess.Popen([sys.executable, "-m", "backbones.exercises.grader", "--execute-one",
-                                str(source), str(executed)], cwd=workdir, env=env, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same process group
-        process.communicate()
-        return None, f"the notebook did not finish within {timeout:g} s (a cell that never ends?)"
-    if process.returncode != 0 or not executed.is_file():
-        last = output.strip().splitlines()[-1] if output.strip() else f"exit code {process.returncode}"
-        return None, f"the notebook could not be executed: {last}"
-    return load_notebook(executed), None
-
-
-def _first_error(nb: dict) -> str | None:
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                return f"{output['ename']}: {output['evalue']}"
-    return None
-
-
-def _check_results(nb: dict) -> dict[str, dict]:
-    results = {}
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            result = output.get("metadata", {}).get(METADATA_KEY)
-            if result:
-                results[result["exercise"]] = result
-    return results
-
-
-def grade(submission: Path, master: Path | None, timeout: float = DEFAULT_TIMEOUT_S) -> list[Row]:
+def grade(submission: Path, master: Path | None, *, name: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+          library: Path | None = None, hide: list[Path] = ()) -> list[Row]:
     """The rows of one submission: one per exercise of its chapter (or one that says what is wrong)."""
-    import nbformat
-
-    name = submission.name
+    name = name or submission.name
     if master is None:
         return [Row(name, "-", False, "cannot tell which chapter this is: name it after the chapter or pass --master")]
-    expected = exercises_in(load_notebook(master))
+    checks = checks_in(load_notebook(master))
     try:
-        nb = json.loads(submission.read_text(encoding="utf-8"))
-        nbformat.validate(nbformat.from_dict(nb))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return [Row(name, exercise, False, f"not a valid notebook (not JSON: {error})") for exercise in expected]
-    except Exception as error:
-        message = f"not a valid notebook ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
-        return [Row(name, exercise, False, message) for exercise in expected]
-    present = set(exercises_in(nb))
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        executed, problem = execute_copy(submission, Path(tmp), timeout)
-    results = _check_results(executed) if executed else {}
-    error = _first_error(executed) if executed else None
+        nb = read_submission(submission)
+    except ValueError as error:
+        return [Row(name, check, False, str(error)) for check, _ in checks]
+    source, defined, broken = definitions(nb)
     rows = []
-    for exercise in expected:
-        if exercise not in present:
-            rows.append(Row(name, exercise, False, "the cell that checks this exercise is missing (lost cells?)"))
-        elif exercise in results:
-            result = results[exercise]
-            rows.append(Row(name, exercise, result["status"] == "passed", " ".join(result["message"].split())))
-        elif problem:
-            rows.append(Row(name, exercise, False, problem))
-        else:
-            rows.append(Row(name, exercise, False, "the check did not run"
-                            + (f"; the notebook's first error: {error}" if error else "")))
+    with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
+        library = library or library_copy(Path(tmp))
+        for check, function in checks:
+            try:
+                result = grade_exercise(check, function, source, defined, broken, timeout=timeout,
+                                        library=library, hide=[*hide, submission.parent, master.parent])
+            except Exception as error:  # the grader's own failure costs this exercise, not the batch
+                rows.append(Row(name, check, False, f"could not be graded ({type(error).__name__}: {error})"))
+                continue
+            rows.append(Row(name, check, result.passed, " ".join(result.message.split())))
     return rows
 
 
 def grade_all(submissions: list[Path], *, master: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-              root: Path | None = None) -> list[Row]:
-    """Grade every submission, proving afterwards that none was modified."""
-    masters = [] if master else chapter_notebooks(root or find_root())
+              root: Path | None = None, submissions_root: Path | None = None, out: Path | None = None
+              ) -> list[Row]:
+    """Grade every submission (files, or folders searched for ``*.ipynb``); rows name each file by
+    its path relative to the submissions' common folder. No submission is written to: one that
+    changes while it is graded gets a row saying so."""
+    files = sorted({p for s in submissions for p in (sorted(Path(s).rglob("*.ipynb")) if Path(s).is_dir() else [Path(s)])})
+    if not files:
+        return []
+    base = submissions_root or Path(os.path.commonpath([p.resolve().parent for p in files]))
+    book = root or _root_or_none()
+    masters = [] if master else chapter_notebooks(book) if book else []
+    hide = [p for p in (book, base, out) if p is not None]
+    import backbones
+
+    hide.append(Path(backbones.__file__).resolve().parent)  # the installed library, exercises included
     rows = []
-    for submission in submissions:
-        before = _fingerprint(submission)
-        rows += grade(submission, master or find_master(submission, masters), timeout)
-        if _fingerprint(submission) != before:  # cannot happen: only a copy is executed
-            raise RuntimeError(f"{submission} was modified while grading")
+    with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
+        library = library_copy(Path(tmp))
+        for submission in files:
+            name = submission.resolve().relative_to(base).as_posix() if submission.resolve().is_relative_to(base) \
+                else submission.name
+            before = _fingerprint(submission)
+            rows += grade(submission, master or find_master(submission, masters), name=name, timeout=timeout,
+                          library=library, hide=hide)
+            if _fingerprint(submission) != before:
+                rows.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
     return rows
+
+
+def _root_or_none() -> Path | None:
+    try:
+        return find_root()
+    except Exception:
+        return None
+
+
+def _cell(value) -> str:
+    """A CSV cell that a spreadsheet will not run: text starting with = + - @ (or a tab or CR)
+    gets a leading apostrophe; long messages are cut."""
+    text = str(value)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " ..."
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
@@ -157,8 +501,8 @@ def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["file", "exercise", "passed", "message"])
-        writer.writerows([row.file, row.exercise, row.passed, row.message] for row in rows)
-    summary = {}
+        writer.writerows([_cell(row.file), _cell(row.exercise), row.passed, _cell(row.message)] for row in rows)
+    summary: dict[str, tuple[int, int]] = {}
     for row in rows:
         passed, total = summary.get(row.file, (0, 0))
         summary[row.file] = (passed + row.passed, total + (row.exercise != "-"))
@@ -166,39 +510,28 @@ def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
     with open(out / "summary.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["file", "passed", "total"])
-        writer.writerows(table)
+        writer.writerows([_cell(file), passed, total] for file, passed, total in table)
     return table
-
-
-def _execute_one(source: Path, target: Path) -> None:
-    """Run inside the child process: execute every cell, errors included, and save the result."""
-    import nbclient
-    import nbformat
-
-    nb = nbformat.read(source, as_version=4)
-    nbclient.NotebookClient(nb, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(source.parent)}}).execute()
-    nbformat.write(nb, target)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backbones.exercises.grader", description=__doc__.split("\n")[0])
-    parser.add_argument("submissions", nargs="*", type=Path)
+    parser.add_argument("submissions", nargs="*", type=Path, help="notebooks, or folders of them")
     parser.add_argument("--master", type=Path, help="the chapter's master notebook (default: from the file name)")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for grades.csv and summary.csv")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per submission")
-    parser.add_argument("--execute-one", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per exercise")
     args = parser.parse_args(argv)
-    if args.execute_one:
-        _execute_one(*args.execute_one)
-        return 0
     if not args.submissions:
         parser.error("no submissions given")
-    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout)
+    print(sandbox_note(), file=sys.stderr)
+    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout, out=args.out.resolve())
     table = write_reports(rows, args.out)
-    width = max(len(file) for file, _, _ in table)
+    width = max((len(file) for file, _, _ in table), default=0)
     for file, passed, total in table:
         print(f"{file:<{width}}  {passed}/{total}")
+    for row in rows:
+        if not row.passed and row.exercise != "-":
+            print(f"  {row.file} {row.exercise}: {row.message[:160]}")
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'summary.csv'}")
     return 0
 

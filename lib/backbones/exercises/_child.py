@@ -1,0 +1,160 @@
+"""The grader's child: runs one exercise's function from a submission, in the sandbox.
+
+Run as a script (``python -I _child.py spec.json``) in a fresh directory that holds a copy of
+this file, the submission's definitions (``submission.py``) and the check's inputs
+(``inputs.pt``, written by the grader). It imports nothing of ``backbones.exercises`` (the sandbox's copy of the library has no exercises in it, so
+no reference solution is within reach) and hands back only *data*: for each case, the output
+encoded as JSON and arrays (``case_N.json``, ``case_N.npz``), or the error the function raised.
+Everything it writes is untrusted: the grader reads it with ``allow_pickle=False`` and decides
+pass or fail itself (``backbones.exercises.grader``).
+
+``encode`` and ``decode`` are the outputs' wire format, plain JSON plus arrays: the child encodes,
+the grader decodes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+
+MAX_MESSAGE = 500
+
+
+def encode(value, arrays: dict, *, strict: bool = True):
+    """``value`` as JSON-able data, its tensors (and arrays) put into ``arrays`` by key."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunctionSubclass():  # a subclass cannot dress up its values
+            plain = torch.Tensor.as_subclass(value, torch.Tensor).detach().cpu()
+            dtype = str(plain.dtype)
+            if plain.dtype == torch.bfloat16:
+                plain = plain.float()
+            data = plain.contiguous().numpy().copy()
+        key = f"a{len(arrays)}"
+        arrays[key] = data
+        return {"tensor": key, "dtype": dtype}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    if isinstance(value, np.ndarray) and not strict:
+        return {"other": "ndarray", "repr": f"array of shape {value.shape}"}
+    if isinstance(value, (tuple, list)):
+        return {type(value).__name__: [encode(v, arrays, strict=strict) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[str(k), encode(v, arrays, strict=strict)] for k, v in value.items()]}
+    if strict:
+        raise TypeError(f"cannot send a {type(value).__name__} to the sandbox")
+    return {"other": type(value).__name__, "repr": repr(value)[:200]}
+
+
+def _hide_the_installed_library() -> None:
+    """Forget the editable install's finder and the checkout on the path: ``backbones`` comes
+    from the sandbox's copy (``spec["library"]``), which has no exercises in it."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in str(getattr(f, "__module__", ""))]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in str(getattr(h, "__module__", ""))]
+    sys.path_importer_cache.clear()
+
+
+def _where(error: BaseException) -> tuple[int | None, str]:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "submission.py"]
+    if not frames:
+        return None, ""
+    return frames[-1].lineno, (frames[-1].line or "")
+
+
+class _Stop(BaseException):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Stop
+
+
+def _write(name: str, record: dict, arrays: dict | None = None) -> None:
+    import numpy as np
+
+    if arrays:
+        np.savez(f"{name}.tmp.npz", **arrays)
+        os.replace(f"{name}.tmp.npz", f"{name}.npz")
+    with open(f"{name}.tmp", "w") as file:
+        json.dump(record, file)
+    os.replace(f"{name}.tmp", f"{name}.json")
+
+
+def main() -> None:
+    spec = json.load(open(sys.argv[1]))
+    _hide_the_installed_library()
+    sys.path.insert(0, spec["library"])
+    import torch
+
+    torch.set_num_threads(1)
+    cases = torch.load("inputs.pt", weights_only=False)  # written by the grader, for this child
+    namespace = {"__name__": "submission"}
+    try:
+        exec(compile(open("submission.py").read(), "submission.py", "exec"), namespace)  # noqa: S102
+    except BaseException as error:  # the definitions themselves fail: every case fails the same way
+        line, code = _where(error)
+        _write("load", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE], "line": line,
+                        "code": code})
+        return
+    fn = namespace.get(spec["function"])
+    signal.signal(signal.SIGALRM, _alarm)
+    for i, (args, kwargs) in enumerate(cases):
+        signal.setitimer(signal.ITIMER_REAL, spec["seconds_per_case"])
+        try:
+            if spec["kind"] == "module":  # build under a fixed seed, then apply to the last argument
+                torch.manual_seed(0)
+                module = fn(*args[:-1], **kwargs)
+                if not isinstance(module, torch.nn.Module):
+                    raise TypeError(f"{spec['function']} must return an nn.Module (e.g. nn.Sequential), "
+                                    f"not {type(module).__name__}")
+                with torch.no_grad():
+                    result = module(args[-1])
+            else:
+                result = fn(*args, **kwargs)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            out: dict = {}
+            _write(f"case_{i}", {"output": encode(result, out, strict=False)}, out)
+        except _Stop:
+            _write(f"case_{i}", {"timeout": spec["seconds_per_case"]})
+            return
+        except BaseException as error:  # the student's error, reported as data
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            line, code = _where(error)
+            _write(f"case_{i}", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE],
+                                 "line": line, "code": code[:200],
+                                 "todo": isinstance(error, NotImplementedError) and "raise NotImplementedError" in code})
+
+
+def decode(data, arrays):
+    """The inverse of :func:`encode` (used on inputs here, and by the grader on outputs)."""
+    import torch
+
+    if not isinstance(data, dict):
+        raise ValueError("malformed data")
+    if "tensor" in data:
+        dtype = getattr(torch, str(data.get("dtype", "")).removeprefix("torch."), None)
+        tensor = torch.from_numpy(arrays[str(data["tensor"])].copy())
+        return tensor.to(dtype) if isinstance(dtype, torch.dtype) else tensor
+    if "other" in data:  # what the wire cannot carry: its type's name, to say what was returned
+        return type(str(data["other"])[:40] or "object", (), {})()
+    if len(data) != 1:
+        raise ValueError("malformed data")
+    (kind, body), = data.items()
+    if kind == "value":
+        if body is not None and not isinstance(body, (bool, int, float, str)):
+            raise ValueError("malformed value")
+        return body
+    if kind in ("tuple", "list"):
+        items = [decode(v, arrays) for v in body]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {str(k): decode(v, arrays) for k, v in body}
+    raise ValueError(f"malformed data: {kind!r}")
+
+
+if __name__ == "__main__":
+    main()
