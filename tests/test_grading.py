@@ -357,3 +357,70 @@ def test_every_master_solution_passes_its_check_in_the_built_book(master, built_
     html = (built_html / "chapters" / f"{master.stem}.html").read_text()
     for exercise in exercises_in(load_notebook(master)):
         assert f"✓ {exercise}: correct on all" in html, exercise
+
+
+# The protocol's third kind: one answer value, a variant per student -----------------------------
+
+def _demo_exercise():
+    from backbones.exercises.core import Mistake, ValueExercise
+
+    return ValueExercise(
+        name="demo_conv_params", task="the parameters of a k x k convolution from c_in to c_out channels, with bias",
+        question=lambda seed: {"c_in": 3 + seed % 61, "c_out": 16 * (1 + seed % 7), "k": (1, 3, 5, 7)[seed % 4]},
+        answer=lambda c_in, c_out, k: c_in * c_out * k * k + c_out,
+        mistakes={"no_bias": Mistake("a convolution also has one bias per output channel",
+                                     lambda c_in, c_out, k: c_in * c_out * k * k)})
+
+
+def test_a_value_exercise_has_a_variant_per_student_and_names_the_mistake():
+    from backbones.exercises.core import run_value_check, variant_seed
+
+    demo = _demo_exercise()
+    assert variant_seed("alice", demo.name) == variant_seed("alice", demo.name) != variant_seed("bob", demo.name)
+    alice, bob = demo.variant("alice"), demo.variant("bob")
+    assert demo.answer(**alice) != demo.answer(**bob)
+    assert run_value_check(demo, "alice", demo.answer(**alice)).passed
+    assert not run_value_check(demo, "bob", demo.answer(**alice)).passed          # a copied answer fails
+    wrong = run_value_check(demo, "alice", demo.mistakes["no_bias"].wrong(**alice))
+    assert wrong.mistake == "no_bias" and "bias" in wrong.message
+    assert "STUDENT_ID" in run_value_check(demo, None, 5).message
+    assert run_value_check(demo, "alice", ...).status == "todo"
+
+
+@pytest.mark.slow
+def test_the_grader_grades_value_exercises_from_the_notebooks_own_student_id(tmp_path, monkeypatch):
+    from backbones.exercises import grader
+
+    demo = _demo_exercise()
+    real = grader.graded_exercise
+    monkeypatch.setattr(grader, "graded_exercise",
+                        lambda name: (demo, "value") if name == demo.name else real(name))
+
+    def notebook(path: Path, *cells: str) -> Path:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        path.write_text(nbformat.writes(nb))
+        return path
+
+    check = "bb.exercises.check_demo_conv_params(STUDENT_ID, conv_answer)"
+    master = notebook(tmp_path / "demo.ipynb", 'STUDENT_ID = "instructor"', "conv_answer = 0", check)
+    p = demo.variant("alice")
+    computed = f"{p['c_in']} * {p['c_out']} * {p['k']} ** 2 + {p['c_out']}"
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    cases = {
+        "alice": ('STUDENT_ID = "alice"', f"conv_answer = {computed}"),                 # computed in the sandbox
+        "bob": ('STUDENT_ID = "bob"', f"conv_answer = {computed}"),                     # alice's answer, bob's id
+        "nobias": ('STUDENT_ID = "alice"', f"conv_answer = {p['c_in'] * p['c_out'] * p['k'] ** 2}"),
+        "noid": (f"conv_answer = {computed}",),
+        "stub": ('STUDENT_ID = "alice"', "conv_answer = ..."),
+    }
+    rows = {}
+    for name, cells in cases.items():
+        path = notebook(folder / f"{name}.ipynb", *cells, check)
+        (row,) = grader.grade(path, master, timeout=60)
+        rows[name] = row
+    assert rows["alice"].passed, rows["alice"]
+    assert not rows["bob"].passed and "for your variant" in rows["bob"].message
+    assert "one bias per output channel" in rows["nobias"].message
+    assert "STUDENT_ID" in rows["noid"].message
+    assert "not answered yet" in rows["stub"].message

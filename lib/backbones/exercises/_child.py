@@ -39,6 +39,8 @@ def encode(value, arrays: dict, *, strict: bool = True):
         return {"tensor": key, "dtype": dtype}
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"value": value}
+    if value is Ellipsis:  # a value exercise's untouched stub, `answer = ...`
+        return {"ellipsis": None}
     if isinstance(value, np.ndarray) and not strict:
         return {"other": "ndarray", "repr": f"array of shape {value.shape}"}
     if isinstance(value, (tuple, list)):
@@ -101,6 +103,10 @@ def main() -> None:
                         "code": code})
         return
     fn = namespace.get(spec["function"])
+    if spec["kind"] == "value":  # an answer: the variable's value, computed by the definitions above
+        out: dict = {}
+        _write("case_0", {"output": encode(fn, out, strict=False)}, out)
+        return
     signal.signal(signal.SIGALRM, _alarm)
     for i, (args, kwargs) in enumerate(cases):
         signal.setitimer(signal.ITIMER_REAL, spec["seconds_per_case"])
@@ -144,6 +150,8 @@ def decode(data, arrays):
     if len(data) != 1:
         raise ValueError("malformed data")
     (kind, body), = data.items()
+    if kind == "ellipsis":
+        return ...
     if kind == "value":
         if body is not None and not isinstance(body, (bool, int, float, str)):
             raise ValueError("malformed value")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import signal
 import textwrap
@@ -246,3 +247,59 @@ def report(result: Result) -> None:
 def check(exercise: Exercise, fn: Callable) -> None:
     """Check ``fn`` against ``exercise`` and show the result. Returns nothing on purpose."""
     report(run_check(exercise, fn))
+
+
+# Answer values with a variant per student ---------------------------------------------------------
+
+def variant_seed(student_id: str, exercise: str) -> int:
+    """The seed of a student's variant of an exercise: the first 8 hex digits of
+    sha256("STUDENT_ID:exercise"). The notebook and the grader derive it the same way, from the
+    ``STUDENT_ID = "..."`` the student writes in the notebook (the grader reads that literal)."""
+    return int(hashlib.sha256(f"{student_id}:{exercise}".encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class ValueExercise:
+    """An exercise whose answer is one value (a number, a choice), different for each student.
+
+    ``question(seed)`` gives a variant's parameters, ``answer(**parameters)`` its right answer,
+    and each mistake's ``wrong(**parameters)`` the answer that mistake gives.
+    """
+
+    name: str
+    task: str
+    question: Callable[[int], dict]
+    answer: Callable[..., Any]
+    mistakes: dict[str, Mistake]
+    rtol: float = 1e-6
+    atol: float = 1e-9
+
+    def variant(self, student_id: str) -> dict:
+        return self.question(variant_seed(student_id, self.name))
+
+
+def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Result:
+    """Compare ``value`` with the right answer of this student's variant, naming a mistake."""
+    name = exercise.name
+    if not isinstance(student_id, str) or not student_id.strip():
+        return Result(name, "failed", 'set STUDENT_ID = "your student id" (a string) at the top of the notebook: '
+                                      "your variant of this exercise depends on it")
+    if value is ...:
+        return Result(name, "todo", "not answered yet: replace the ... with your answer")
+    parameters = exercise.variant(student_id)
+    expected = exercise.answer(**parameters)
+    problem = difference(expected, value, rtol=exercise.rtol, atol=exercise.atol)
+    shown = ", ".join(f"{k}={v}" for k, v in parameters.items())
+    if problem is None:
+        return Result(name, "passed", f"correct for your variant ({shown})")
+    for key, mistake in exercise.mistakes.items():
+        wrong = mistake.wrong(**parameters)
+        if (difference(wrong, value, rtol=exercise.rtol, atol=exercise.atol) is None
+                and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None):
+            return Result(name, "failed", f"{mistake.hint} (your variant: {shown})", mistake=key)
+    return Result(name, "failed", f"for your variant ({shown}), {problem}")
+
+
+def check_value(exercise: ValueExercise, student_id: Any, value: Any) -> None:
+    """Check an answer value and show the result (the notebook's side of the value protocol)."""
+    report(run_value_check(exercise, student_id, value))

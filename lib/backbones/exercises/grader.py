@@ -25,6 +25,10 @@ the output folder hidden. Without bubblewrap the grader says so and still isolat
 but a submission can then read files the grader's user can read, and a process that leaves its
 session and clears its environment can outlive the grading.
 
+Value exercises (``core.ValueExercise``) are graded the same way: the answer's assignment runs in
+the child, its value comes back as data, and the variant comes from the submission's literal
+``STUDENT_ID = "..."`` (``core.variant_seed``).
+
 The grader writes ``grades.csv`` (file, exercise, passed, message) and ``summary.csv`` (file,
 passed, total) to ``--out``, one row per exercise, files named by their path relative to the
 submissions' folder; it never writes to a submission, and one submission's failure (not JSON,
@@ -54,7 +58,8 @@ from pathlib import Path
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
 from backbones.exercises.core import TIME_LIMIT_S
 
-CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)")
+CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)")
+STUDENT_ID = "STUDENT_ID"  # the name a notebook gives the student's id (value exercises' variants)
 DEFAULT_TIMEOUT_S = 120        # per exercise: the child's start (torch's import) included;
                                # each case also stops after core.TIME_LIMIT_S, as in the notebook
 MEMORY_LIMIT = 12 * 2**30      # address space: importing torch alone reserves several GB
@@ -75,11 +80,15 @@ class Row:
 # What a chapter checks ---------------------------------------------------------------------------
 
 def checks_in(nb: dict) -> list[tuple[str, str]]:
-    """``(check name, function name)`` for every ``bb.exercises.check_NAME(function)`` call."""
+    """``(check name, graded name)`` for every ``bb.exercises.check_NAME(function)`` call, and
+    every ``check_NAME(STUDENT_ID, answer)`` call of a value exercise (the graded name is then
+    the answer's variable)."""
     found: list[tuple[str, str]] = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
-            found += [c for c in CHECK_CALL.findall(_text(cell)) if c[0] not in {n for n, _ in found}]
+            for check, first, second in CHECK_CALL.findall(_text(cell)):
+                if check not in {n for n, _ in found}:
+                    found.append((check, second or first))
     return found
 
 
@@ -92,7 +101,8 @@ def exercises_in(nb: dict) -> list[str]:
 def graded_exercise(check: str):
     """``(Exercise, kind)`` behind ``bb.exercises.check_NAME``: read from that function's body
     (``check(module.EXERCISE, fn)``; ``kind`` is ``"module"`` when the check builds the student's
-    module and applies it, as ``cnn.run_block`` does, else ``"function"``)."""
+    module and applies it, as ``cnn.run_block`` does, ``"value"`` for ``check_value(module.EXERCISE,
+    student_id, answer)``, else ``"function"``)."""
     import inspect
 
     from backbones import exercises
@@ -102,9 +112,11 @@ def graded_exercise(check: str):
         raise KeyError(f"no check named check_{check}")
     tree = ast.parse(inspect.getsource(function))
     call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name) and node.func.id == "check")
+                and isinstance(node.func, ast.Name) and node.func.id in ("check", "check_value"))
     target = call.args[0]
     exercise = getattr(getattr(exercises, target.value.id), target.attr)
+    if call.func.id == "check_value":
+        return exercise, "value"
     kind = "module" if "run_block(" in ast.unparse(call.args[1]) else "function"
     return exercise, kind
 
@@ -154,11 +166,11 @@ def read_submission(path: Path) -> dict:
     return nb
 
 
-def definitions(nb: dict) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+def definitions(nb: dict, answers: set[str] = frozenset()) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
     """What the grader takes from the code cells: ``(module source, {name: definition},
-    [(cell text, syntax error)])``. Imports, top-level ``def``/``class`` and assignments of
-    literals are kept (a later definition of a name replaces an earlier one); every other
-    statement, IPython magic and output is left out."""
+    [(cell text, syntax error)])``. Imports, top-level ``def``/``class``, assignments of
+    literals and assignments to the value exercises' ``answers`` are kept (a later definition of
+    a name replaces an earlier one); every other statement, IPython magic and output is left out."""
     imports: list[str] = []
     defined: dict[str, str] = {}
     broken: list[tuple[str, str]] = []
@@ -180,7 +192,7 @@ def definitions(nb: dict) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 defined[node.name] = ast.unparse(node)
             elif (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)
-                  and _literal(node.value)):
+                  and (_literal(node.value) or {t.id for t in node.targets} & set(answers))):
                 for target in node.targets:
                     defined[target.id] = ast.unparse(node)
     guarded = [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in imports]
@@ -409,6 +421,9 @@ def grade_exercise(check: str, function: str, source: str, defined: dict, broken
     from backbones.exercises.core import Result, run_check
 
     exercise, kind = graded_exercise(check)
+    if kind == "value":
+        return _grade_value(exercise, function, source, defined, broken, timeout=timeout, library=library,
+                            hide=hide)
     if function not in defined:
         for text, error in broken:
             if re.search(rf"\b(def|class)\s+{re.escape(function)}\b", text):
@@ -417,6 +432,35 @@ def grade_exercise(check: str, function: str, source: str, defined: dict, broken
     run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
     seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
     return run_check(exercise, _replay(run, function, timeout), seconds=seconds)
+
+
+def student_id(defined: dict[str, str]):
+    """The literal ``STUDENT_ID = "..."`` of the submission (None when it has none)."""
+    if STUDENT_ID not in defined:
+        return None
+    try:
+        return ast.literal_eval(ast.parse(defined[STUDENT_ID]).body[0].value)
+    except (ValueError, SyntaxError, IndexError, AttributeError):
+        return None
+
+
+def _grade_value(exercise, answer: str, source: str, defined: dict, broken: list, *, timeout: float,
+                 library: Path, hide: list[Path]):
+    """A value exercise: the answer's variable is evaluated in the sandbox (it may be computed),
+    the variant comes from the notebook's ``STUDENT_ID``, the comparison happens here."""
+    from backbones.exercises.core import Case, Result, run_value_check
+
+    if answer not in defined:
+        for text, error in broken:
+            if re.search(rf"^\s*{re.escape(answer)}\s*=", text, re.MULTILINE):
+                return Result(exercise.name, "failed", f"the cell that sets {answer} does not parse: {error}")
+        return Result(exercise.name, "failed", f"no {answer} = ... in the notebook's code cells")
+    run = run_in_sandbox(source, answer, "value", [Case("the answer")], timeout=timeout, library=library, hide=hide)
+    try:
+        value = _replay(run, answer, timeout)()
+    except Exception as error:
+        return Result(exercise.name, "failed", f"computing {answer} raised {type(error).__name__}: {error}")
+    return run_value_check(exercise, student_id(defined), value)
 
 
 def _fingerprint(path: Path) -> tuple[str, int]:
@@ -434,7 +478,14 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
         nb = read_submission(submission)
     except ValueError as error:
         return [Row(name, check, False, str(error)) for check, _ in checks]
-    source, defined, broken = definitions(nb)
+    answers = set()
+    for check, answer in checks:
+        try:
+            if graded_exercise(check)[1] == "value":
+                answers.add(answer)
+        except Exception:  # an unknown check: its own row says so below
+            pass
+    source, defined, broken = definitions(nb, answers)
     rows = []
     with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
         library = library or library_copy(Path(tmp))
