@@ -431,7 +431,10 @@ def grade_exercise(check: str, function: str, source: str, defined: dict, broken
         return Result(exercise.name, "failed", f"no definition of {function} in the notebook's code cells")
     run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
     seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
-    return run_check(exercise, _replay(run, function, timeout), seconds=seconds)
+    result = run_check(exercise, _replay(run, function, timeout), seconds=seconds)
+    if result.message.startswith("stopped after"):  # say which function was running when time ran out
+        result = Result(result.exercise, result.status, f"{function}: {result.message}", result.mistake)
+    return result
 
 
 def student_id(defined: dict[str, str]):
