@@ -323,9 +323,8 @@ def _bwrap_command(wrap: str, work: Path, library: Path, hide: list[Path]) -> li
     command = [wrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in sorted({p.resolve() for p in hide if p.exists()}, key=lambda p: len(p.parts)):
         command += ["--tmpfs", str(path)]
-    prefix = Path(sys.prefix).resolve()
-    if any(prefix.is_relative_to(p.resolve()) for p in hide if p.exists()):  # a venv inside the checkout
-        command += ["--ro-bind", str(prefix), str(prefix)]
+    for prefix in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}:  # Python itself (a venv may
+        command += ["--ro-bind", str(prefix), str(prefix)]                        # lie in the checkout or /tmp)
     command += ["--ro-bind", str(library), str(library), "--bind", str(work), str(work),
                 "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(work), "--"]
     return command
