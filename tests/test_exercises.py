@@ -93,12 +93,37 @@ def test_endless_loop_is_stopped_with_a_message():
     assert result.status == "failed" and result.message.startswith("stopped after 0.5 s")
 
 
-def test_modifying_the_input_in_place_harms_nothing():
+def test_modifying_an_input_in_place_is_named_and_harms_no_other_case():
+    calls = []
+
     def top_k_accuracy(logits, labels, k=1):
+        calls.append(logits.clone())
         logits.mul_(2)  # same ranking, but it writes into the caller's tensor
         return (logits.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1).float().mean().item()
 
-    assert run_check(EXERCISES["top_k_accuracy"], top_k_accuracy).passed
+    result = run_check(EXERCISES["top_k_accuracy"], top_k_accuracy)
+    assert result.status == "failed" and result.mistake == "in_place"
+    assert "changed its input `logits` in place" in result.message
+    case = EXERCISES["top_k_accuracy"].cases()[0]
+    assert torch.equal(calls[0], case.args[0])  # it got a copy: the case itself was untouched
+
+
+def test_attention_dividing_q_in_place_is_named():
+    def attention(q, k, v, mask=None):
+        q /= q.shape[-1] ** 0.5  # right values, but the caller's q is now scaled
+        scores = (q @ k.transpose(-2, -1))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(-1) @ v
+
+    result = run_check(EXERCISES["attention"], attention)
+    assert result.mistake == "in_place" and "`q`" in result.message
+
+
+def test_a_float64_result_fails_a_float32_reference():
+    result = run_check(EXERCISES["cross_entropy"],
+                       lambda lg, lb: torch.nn.functional.cross_entropy(lg.double(), lb))
+    assert result.status == "failed" and "returned dtype torch.float64, expected torch.float32" in result.message
 
 
 def test_not_a_function():
@@ -119,3 +144,133 @@ def test_not_implemented_inside_torch_is_not_a_stub():
 
     result = run_check(EXERCISES["causal_mask"], causal_mask)
     assert result.status == "failed" and result.message.startswith("your function raised NotImplementedError")
+
+
+# Fourteen wrong attentions as students write them (issue 14's trial), each written out here in
+# the student's own way, not taken from the catalogue: every one must be rejected, most named.
+def _scores(q, k, mask, fill=float("-inf")):
+    s = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+    return s if mask is None else s.masked_fill(~mask, fill)
+
+
+WRONG_ATTENTIONS = {
+    "exp over sum": lambda q, k, v, mask=None: (torch.exp(_scores(q, k, mask))
+                                                / torch.exp(_scores(q, k, mask)).sum(-1, keepdim=True)) @ v,
+    "exp over global sum": lambda q, k, v, mask=None: (torch.exp(_scores(q, k, mask))
+                                                       / torch.exp(_scores(q, k, mask)).sum()) @ v,
+    "no scaling": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5).softmax(-1) @ v,
+    "divided by d": lambda q, k, v, mask=None: (_scores(q, k, mask) / q.shape[-1] ** 0.5).softmax(-1) @ v,
+    "softmax over queries": lambda q, k, v, mask=None: _scores(q, k, mask).softmax(-2) @ v,
+    "mask ignored": lambda q, k, v, mask=None: _scores(q, k, None).softmax(-1) @ v,
+    "mask inverted": lambda q, k, v, mask=None: _scores(q, k, None if mask is None else ~mask).softmax(-1) @ v,
+    "mask filled with 0": lambda q, k, v, mask=None: _scores(q, k, mask, 0.0).softmax(-1) @ v,
+    "mask after softmax": lambda q, k, v, mask=None: (_scores(q, k, None).softmax(-1)
+                                                      * (1 if mask is None else mask)) @ v,
+    "sqrt of value size": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5
+                                                      / v.shape[-1] ** 0.5).softmax(-1) @ v,
+    "sigmoid": lambda q, k, v, mask=None: torch.sigmoid(_scores(q, k, mask)) @ v,
+    "weights returned": lambda q, k, v, mask=None: _scores(q, k, mask).softmax(-1),
+    "scale after softmax": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5).softmax(-1)
+    / q.shape[-1] ** 0.5 @ v,
+    "k not transposed": lambda q, k, v, mask=None: (q @ k / q.shape[-1] ** 0.5).softmax(-1) @ v,
+}
+
+
+def test_wrong_attentions_as_students_write_them_are_rejected_and_named():
+    results = {name: run_check(EXERCISES["attention"], fn) for name, fn in WRONG_ATTENTIONS.items()}
+    assert all(r.status == "failed" for r in results.values()), [n for n, r in results.items() if r.passed]
+    unnamed = [n for n, r in results.items() if r.mistake is None]
+    assert not unnamed, {n: results[n].message for n in unnamed}
+
+
+def test_merge_heads_with_view_after_transpose_is_named():
+    def merge_heads(x):
+        b, h, t, d = x.shape
+        return x.transpose(1, 2).view(b, t, h * d)  # fine on a transposed view, raises on attention's output
+
+    result = run_check(EXERCISES["merge_heads"], merge_heads)
+    assert result.mistake == "view_after_transpose" and ".reshape()" in result.message
+
+
+# The "Test yourself" questions: answer values with a variant per student -----------------------------
+
+from backbones.exercises import VALUE_EXERCISES  # noqa: E402
+from backbones.exercises.core import run_value_check  # noqa: E402
+
+IDS = [f"student-{i}" for i in range(40)]
+VALUE_MISTAKES = [(name, key) for name, exercise in VALUE_EXERCISES.items() for key in exercise.mistakes]
+
+
+@pytest.mark.parametrize("name", VALUE_EXERCISES)
+def test_each_question_s_answer_passes_and_variants_differ(name):
+    exercise = VALUE_EXERCISES[name]
+    for student in IDS[:10]:
+        assert run_value_check(exercise, student, exercise.answer(**exercise.variant(student))).passed
+    assert len({repr(exercise.variant(s)) for s in IDS[:10]}) >= 3, "too few variants"
+    assert exercise.section.startswith("chapter "), "every question names the section that teaches it"
+
+
+@pytest.mark.parametrize("name, key", VALUE_MISTAKES, ids=[f"{n}-{k}" for n, k in VALUE_MISTAKES])
+def test_each_question_s_mistake_is_named(name, key):
+    """For most students the catalogued wrong answer is named (for a few variants a mistake can
+    give the right number, e.g. no projection when the stride is 1: those are accepted)."""
+    exercise = VALUE_EXERCISES[name]
+    named = 0
+    for student in IDS:
+        parameters = exercise.variant(student)
+        result = run_value_check(exercise, student, exercise.mistakes[key].wrong(**parameters))
+        if result.mistake == key:
+            named += 1
+            message = " ".join(result.message.split())  # the message is wrapped to fit the page
+            assert exercise.mistakes[key].hint in message and "Revisit chapter" in message
+    assert named >= len(IDS) // 3, f"named for only {named} of {len(IDS)} students"
+
+
+def test_a_choice_shows_every_option_once_and_a_wrong_letter_explains_itself():
+    question = VALUE_EXERCISES["why_sqrt_d"]
+    text = question.ask("alice")
+    assert all(f"  {letter}. " in text for letter in "ABCDE")
+    order = question.variant("alice")["order"]
+    wrong = "ABCDE"[order.index("sum_to_one")]
+    result = run_value_check(question, "alice", wrong.lower() + " ")  # "b " is B
+    assert result.mistake == "sum_to_one" and "at any scale" in " ".join(result.message.split())
+    assert "order=" not in result.message  # the message does not name the options' keys
+
+
+def test_question_answers_agree_with_the_library():
+    """The answers are not a second formula to trust: each is checked against the library."""
+    from backbones.exercises import exam
+    from backbones.models.resnet import BasicBlock, conv1x1
+    from backbones.models.vit import patchify
+
+    for student in IDS[:12]:
+        p = exam.BLOCK_PARAMS.variant(student)
+        down = (torch.nn.Sequential(conv1x1(p["in_channels"], p["out_channels"], p["stride"]),
+                                    torch.nn.BatchNorm2d(p["out_channels"])) if p["stride"] != 1 else None)
+        block = BasicBlock(p["in_channels"], p["out_channels"], stride=p["stride"], downsample=down)
+        assert exam.BLOCK_PARAMS.answer(**p) == sum(t.numel() for t in block.parameters())
+        v = exam.VIT_TOKENS.variant(student)
+        patches = patchify(torch.zeros(1, 3, v["image_size"], v["image_size"]), v["patch_size"])
+        assert exam.VIT_TOKENS.answer(**v) == patches.shape[1] + 1
+        a = exam.ATTENTION_OUTPUT.variant(student)
+        q, k, v_ = (torch.tensor(a[m], dtype=torch.float64) for m in "QKV")
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v_)
+        assert exam.ATTENTION_OUTPUT.answer(**a) == pytest.approx(out[0, 0].item())
+        g = exam.CHAIN.variant(student)["local_gradients"]
+        x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+        plain, skip = x, x
+        for slope in g:  # linear layers of the given slopes, with and without the identity
+            plain = slope * plain
+            skip = skip + slope * skip
+        d_plain = torch.autograd.grad(plain, x, retain_graph=True)[0].item()
+        d_skip = torch.autograd.grad(skip, x)[0].item()
+        assert exam.CHAIN.answer(g) == pytest.approx((d_plain, d_skip))
+
+
+def test_ask_prints_the_variant_and_returns_its_numbers(capsys):
+    q = bb.exercises.ask("vit_tokens", "alice")
+    assert q == VALUE_EXERCISES["vit_tokens"].variant("alice")
+    assert f"{q['image_size']}x{q['image_size']}" in capsys.readouterr().out
+    assert bb.exercises.ask("vit_tokens", "") is None and "STUDENT_ID" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="no question named"):
+        bb.exercises.ask("nope", "alice")

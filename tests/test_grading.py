@@ -103,8 +103,9 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
     imports) and the cells from "## Exercises" on are executed."""
     nb = nbformat.read(student, as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    exercises = next(i for i, c in enumerate(nb.cells)
-                     if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises"))
+    exercises = next((i for i, c in enumerate(nb.cells)
+                      if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")),
+                     code[1] + 1)  # a chapter of exercises only (Test yourself): all of it
     master = load_notebook(ROOT / "chapters" / student.name)
     solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
     assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
@@ -113,7 +114,8 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
                             resources={"metadata": {"path": str(student.parent)}}).execute()  # raises on error
     shown = ["".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", [])]
     for exercise in exercises_in(nb):
-        assert any(f"→ {exercise}: not implemented yet" in text for text in shown), exercise
+        assert any(f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text
+                   for text in shown), exercise
 
 
 def _variant(name: str, change, folder: Path, *, base: Path = MASTER) -> Path:
@@ -230,8 +232,11 @@ def graded(tmp_path_factory):
     _variant("hangs", _hangs, folder)
     _variant("escapes", lambda nb: _escapes(nb, victim, out), folder)
     _variant("touches", lambda nb: _touches_itself(nb, touches), folder)
+    _variant("inplace", lambda nb: _replace_in_cell(nb, "def top_k_accuracy", TOP_K,
+                                                    "    logits.mul_(2)  # same ranking, the caller's logits changed\n"
+                                                    + TOP_K), folder)
     submissions = sorted(folder.rglob("*.ipynb"))
-    assert len(submissions) == 16
+    assert len(submissions) == 17
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
     start = time.monotonic()
     rows = grade_all([folder], timeout=60, root=ROOT, out=out)
@@ -261,7 +266,7 @@ def test_grader_never_writes_to_a_submission_and_nothing_outlives_it(graded):
     ("master", (2, 2)), ("student", (0, 2)), ("wrong", (1, 2)), ("broken", (0, 2)), ("messy", (2, 2)),
     ("v3", (2, 2)), ("cheats", (0, 2)), ("lies", (0, 2)), ("hangs", (0, 2)), ("escapes", (1, 2)),
     ("a/same", (2, 2)), ("b/same", (0, 2)), ("=HYPERLINK(1)", (2, 2)), ("truncated", (0, 2)), ("unknown", (0, 0)),
-    ("touches", (1, 2)),
+    ("touches", (1, 2)), ("inplace", (1, 2)),
 ])
 def test_grader_scores(graded, submission, score):
     assert graded["summary"][submission] == score
@@ -279,6 +284,7 @@ def test_grader_scores(graded, submission, score):
     ("hangs", "cross_entropy", "cross_entropy: stopped after 60 s"),
     ("escapes", "cross_entropy", "FileNotFoundError"),
     ("touches", "top_k_accuracy", "FileNotFoundError"),
+    ("inplace", "top_k_accuracy", "changed its input `logits` in place"),
     ("truncated", "cross_entropy", "not a valid notebook (not JSON"),
     ("unknown", "-", "cannot tell which chapter this is"),
 ])
@@ -291,7 +297,7 @@ def test_grader_writes_csv_files_a_spreadsheet_cannot_run(graded):
     with open(graded["out"] / "grades.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["file", "exercise", "passed", "message"]
-    assert len(rows) == 2 * 15 + 1  # two exercises for each of 15 chapter notebooks, one row for the unknown
+    assert len(rows) == 2 * 16 + 1  # two exercises for each of 16 chapter notebooks, one row for the unknown
     with open(graded["out"] / "summary.csv", newline="") as file:
         summary = {r["file"]: r["passed"] for r in csv.DictReader(file)}
     assert summary["master-01_getting_started.ipynb"] == "2"
@@ -316,8 +322,9 @@ def test_every_check_of_the_book_names_its_exercise_for_the_grader():
 
     names = [n.removeprefix("check_") for n in exercises.__all__ if n.startswith("check_")]
     resolved = {name: graded_exercise(name) for name in names}
-    assert {e.name for e, _ in resolved.values()} == set(exercises.EXERCISES)
-    assert {kind for _, kind in resolved.values()} == {"function", "module"}
+    assert {e.name for e, _ in resolved.values()} == set(exercises.EXERCISES) | set(exercises.VALUE_EXERCISES)
+    assert {kind for _, kind in resolved.values()} == {"function", "module", "value"}
+    assert all(kind == "value" for e, kind in resolved.values() if e.name in exercises.VALUE_EXERCISES)
     for master in chapter_notebooks(ROOT):
         for check, _ in checks_in(load_notebook(master)):
             assert check in resolved, (master.name, check)
@@ -424,3 +431,73 @@ def test_the_grader_grades_value_exercises_from_the_notebooks_own_student_id(tmp
     assert "one bias per output channel" in rows["nobias"].message
     assert "STUDENT_ID" in rows["noid"].message
     assert "not answered yet" in rows["stub"].message
+
+
+# The "Test yourself" chapter, graded ----------------------------------------------------------------
+
+TEST_YOURSELF = ROOT / "chapters" / "10_test_yourself.ipynb"
+
+
+def _answers_for(student: str) -> dict[str, str]:
+    """Right answers for ``student``, written as a student would: literals and expressions."""
+    from backbones.exercises import VALUE_EXERCISES
+
+    return {name: repr(exercise.answer(**exercise.variant(student))) for name, exercise in VALUE_EXERCISES.items()}
+
+
+def _set_answers(nb: dict, student: str, answers: dict[str, str]) -> dict:
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if source.startswith("STUDENT_ID ="):
+            cell["source"] = f'STUDENT_ID = "{student}"'
+        for name, value in answers.items():
+            source = re.sub(rf"^{name}_answer = \.\.\..*$", f"{name}_answer = {value}", source, flags=re.M)
+        if cell["cell_type"] == "code" and "STUDENT_ID =" not in source:
+            cell["source"] = source
+    return nb
+
+
+@pytest.mark.slow
+def test_the_test_yourself_chapter_is_graded(tmp_path):
+    """The master gets full marks; the untouched student version 'not answered yet' everywhere;
+    a student's right answers (typed, or computed from their own variant in cells the grader
+    runs) pass; the same answers under another id fail; a catalogued wrong answer is named."""
+    from backbones.exercises import VALUE_EXERCISES
+    from backbones.exercises.grader import grade
+
+    student = load_notebook(ROOT / "student" / TEST_YOURSELF.name)
+    alice = _answers_for("alice")
+    wrong = dict(alice, vit_tokens=repr(VALUE_EXERCISES["vit_tokens"].mistakes["no_cls"].wrong(
+        **VALUE_EXERCISES["vit_tokens"].variant("alice"))))
+    # computed from the variant, through an intermediate variable, as the master does
+    computed = dict(alice, vit_tokens='(q8["image_size"] // q8["patch_size"]) ** 2 + 1',
+                    attention_output="out[0, 0].item()")
+    notebooks = {
+        "master": load_notebook(TEST_YOURSELF),
+        "student": student,
+        "alice": _set_answers(student, "alice", alice),
+        "bob": _set_answers(student, "bob", alice),
+        "wrong": _set_answers(student, "alice", wrong),
+        "computed": _set_answers(student, "alice", computed),
+    }
+    extra = ("Q, K, V = (torch.tensor(q6[m], dtype=torch.float64) for m in 'QKV')\n"
+             "out = (Q @ K.T / 2).softmax(dim=1) @ V\n")
+    for cell in notebooks["computed"]["cells"]:
+        if "attention_output_answer =" in "".join(cell["source"]):
+            cell["source"] = "".join(cell["source"]).replace("attention_output_answer =", extra
+                                                             + "attention_output_answer =")
+    rows = {}
+    for name, nb in notebooks.items():
+        path = tmp_path / f"{name}-10_test_yourself.ipynb"
+        path.write_text(json.dumps(nb))
+        rows[name] = {r.exercise: r for r in grade(path, TEST_YOURSELF, timeout=60)}
+    count = len(VALUE_EXERCISES)
+    assert set(rows["master"]) == set(VALUE_EXERCISES)
+    assert all(r.passed for r in rows["master"].values()), [r for r in rows["master"].values() if not r.passed]
+    assert all("not answered yet" in r.message for r in rows["student"].values())
+    assert sum(r.passed for r in rows["alice"].values()) == count, [r for r in rows["alice"].values() if not r.passed]
+    assert sum(r.passed for r in rows["bob"].values()) < count // 2 + 1   # alice's answers, bob's numbers
+    assert not rows["wrong"]["vit_tokens"].passed and "[CLS] is a token too" in rows["wrong"]["vit_tokens"].message
+    assert "Revisit chapter 9, section 1" in rows["wrong"]["vit_tokens"].message
+    assert all(r.passed for r in rows["computed"].values()), [r for r in rows["computed"].values() if not r.passed]

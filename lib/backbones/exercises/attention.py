@@ -36,15 +36,43 @@ def _attention_cases() -> list[Case]:
              {"mask": random_mask}),
         Case("a padding mask broadcast over heads and queries", _qkv(3, (2, 4), 7, 7, 8, 8), {"mask": padding}),
         Case("d=256, where the scaling matters most", _qkv(4, (2,), 6, 6, 256, 8)),
+        Case("large scores (q and k of norm ~120), where exp overflows", _qkv(5, (2,), 5, 5, 16, 8, scale=30.0)),
+        Case("q, k, v that are transposed views (not contiguous), as a model's projections can give",
+             tuple(t.transpose(-2, -1).contiguous().transpose(-2, -1) for t in _qkv(6, (2, 2), 5, 5, 8, 8))),
+        Case("float64 inputs, 3 queries, 4 keys", tuple(t.double() for t in _qkv(7, (2,), 3, 4, 8, 6))),
     ]
 
 
-def _softmax_attention(q, k, v, mask=None, *, scale=None, axis=-1, use_mask=True, invert=False, transpose=True):
+def _softmax_attention(q, k, v, mask=None, *, scale=None, axis=-1, use_mask=True, invert=False, transpose=True,
+                       fill=float("-inf"), normalise="softmax", mask_after=False, scale_after=False,
+                       weights_transposed=False):
+    """Attention with one term changed: each keyword is one way to get a term of the formula wrong."""
     scores = q @ (k.transpose(-2, -1) if transpose else k)
-    scores = scores * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
-    if mask is not None and use_mask:
-        scores = scores.masked_fill(mask if invert else ~mask, float("-inf"))
-    return scores.softmax(dim=axis) @ v
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = scores if scale_after else scores * scale
+    if mask is not None and use_mask and not mask_after:
+        scores = scores.masked_fill(mask if invert else ~mask, fill)
+    if normalise == "softmax":
+        weights = scores.softmax(dim=axis)
+    elif normalise == "exp":            # softmax written out, without subtracting the maximum
+        weights = scores.exp() / scores.exp().sum(dim=axis, keepdim=True)
+    elif normalise == "exp_all":        # ... and normalised over every entry at once
+        weights = scores.exp() / scores.exp().sum()
+    elif normalise == "sigmoid":
+        weights = scores.sigmoid()
+    else:                               # no normalisation at all
+        weights = scores
+    if scale_after:
+        weights = weights * scale
+    if mask is not None and mask_after:
+        weights = weights * mask
+    if weights_transposed:
+        weights = weights.transpose(-2, -1)
+    return weights @ v
+
+
+def _wrong(**change):
+    return lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, **change)
 
 
 ATTENTION = Exercise(
@@ -65,6 +93,37 @@ ATTENTION = Exercise(
                                  lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, invert=True)),
         "keys_not_transposed": Mistake("the keys are not transposed: the scores are q @ k.transpose(-2, -1)",
                                        lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, transpose=False)),
+        "unstable_softmax": Mistake("exp(s) / exp(s).sum() overflows for large scores (exp(100) is inf in float32, "
+                                    "inf / inf is nan): subtract each row's maximum first, or use .softmax(dim=-1), "
+                                    "which does", _wrong(normalise="exp")),
+        "normalised_globally": Mistake("the weights were normalised over the whole tensor: each query's weights must "
+                                       "sum to 1 over its own keys (sum over dim=-1, keepdim=True)",
+                                       _wrong(normalise="exp_all")),
+        "sigmoid": Mistake("a sigmoid scores each key on its own; attention's softmax makes the keys compete, "
+                           "so that each query's weights sum to 1", _wrong(normalise="sigmoid")),
+        "no_softmax": Mistake("the scores go through a softmax over the keys before they weight the values",
+                              _wrong(normalise=None)),
+        "scaled_by_value_size": Mistake("you scaled by the size of the values; the scaling is 1/sqrt(d) with d the "
+                                        "size of the queries and keys (q.shape[-1]), the size of the dot products",
+                                        lambda q, k, v, mask=None: _softmax_attention(
+                                            q, k, v, mask, scale=1 / math.sqrt(v.shape[-1]))),
+        "scaled_by_length": Mistake("you scaled by the number of keys; the scaling is 1/sqrt(d), d the size of a "
+                                    "query (q.shape[-1])", lambda q, k, v, mask=None: _softmax_attention(
+                                        q, k, v, mask, scale=1 / math.sqrt(k.shape[-2]))),
+        "scaled_after_softmax": Mistake("the 1/sqrt(d) divides the scores before the softmax (it sets how peaked "
+                                        "the softmax is); after it, it only shrinks the output",
+                                        _wrong(scale_after=True)),
+        "mask_after_softmax": Mistake("the mask was applied to the weights after the softmax, so the remaining "
+                                      "weights no longer sum to 1: mask the scores with -inf before the softmax",
+                                      _wrong(mask_after=True)),
+        "mask_fill_zero": Mistake("a masked score set to 0 still gets weight exp(0) = 1 in the softmax: set it to "
+                                  "-inf (float('-inf'))", _wrong(fill=0.0)),
+        "scores_transposed": Mistake("the scores are q @ k^T, queries in rows; k @ q^T puts the keys in rows, so "
+                                     "each key's weights sum to 1 instead of each query's",
+                                     lambda q, k, v, mask=None: _softmax_attention(
+                                         q, k, v, None if mask is None else mask.transpose(-2, -1),
+                                         weights_transposed=True, axis=-2)
+                                     if q.shape[-2] == k.shape[-2] else (k @ q.transpose(-2, -1)) @ v),
         "weights_returned": Mistake("you returned the attention weights; return the weighted sum of the values, weights @ v",
                                     lambda q, k, v, mask=None: _softmax_attention(q, k, torch.eye(k.shape[-2]).expand(
                                         *k.shape[:-1], k.shape[-2]), mask)),
@@ -106,7 +165,11 @@ SPLIT_HEADS = Exercise(
 
 
 def _merge_cases() -> list[Case]:
-    return [Case(case.label, (split_heads(*case.args),)) for case in _heads_cases()]
+    cases = [Case(case.label + ", from split_heads (a transposed view)", (split_heads(*case.args),))
+             for case in _heads_cases()]
+    g = torch.Generator().manual_seed(6)  # what attention returns: a fresh, contiguous (B, H, T, d)
+    return cases + [Case("attention's output, contiguous (2, 3, 5, 4)", (torch.randn(2, 3, 5, 4, generator=g),)),
+                    Case("a contiguous single head (1, 1, 7, 8)", (torch.randn(1, 1, 7, 8, generator=g),))]
 
 
 MERGE_HEADS = Exercise(
@@ -125,6 +188,10 @@ MERGE_HEADS = Exercise(
                           lambda x: x.sum(dim=1)),
         "averaged": Mistake("you averaged the heads; concatenate them instead",
                             lambda x: x.mean(dim=1)),
+        "view_after_transpose": Mistake("x.transpose(1, 2) is not contiguous, so .view() cannot flatten it (it "
+                                        "worked only because the input was itself a transposed view): use "
+                                        ".reshape(), or .contiguous().view()",
+                                        lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1)),
     },
 )
 

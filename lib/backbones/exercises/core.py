@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import inspect
 import math
 import signal
 import textwrap
@@ -30,6 +31,7 @@ import torch
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 METADATA_KEY = "backbones_check"
 TIME_LIMIT_S = 10.0
+WIDTH = 86  # characters of a printed line that fit the book's page
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,9 @@ def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | No
         if (got.dtype.is_floating_point != expected.dtype.is_floating_point
                 or (got.dtype == torch.bool) != (expected.dtype == torch.bool)):
             return f"returned dtype {got.dtype}, expected {expected.dtype}"
+        if expected.dtype.is_floating_point and got.dtype != expected.dtype:
+            return (f"returned dtype {got.dtype}, expected {expected.dtype}: keep the inputs' dtype "
+                    f"(a float64 constant or torch.tensor(...) without dtype= changes it)")
         if got.device != expected.device:
             return f"returned a tensor on {got.device}, expected it on {expected.device}"
         want, have = expected.detach().double(), got.detach().double()  # bool and int tensors too
@@ -169,6 +174,34 @@ def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | No
 def _fresh(case: Case) -> tuple[tuple, dict]:
     """A deep copy of the inputs, so that a function that modifies its input harms nothing."""
     return copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Are two inputs equal, tensors (and modules' parameters and buffers) element by element?"""
+    if isinstance(a, torch.Tensor):
+        if not (isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
+            return False
+        if torch.equal(a, b):
+            return True
+        return a.dtype.is_floating_point and bool(((a == b) | (a.isnan() & b.isnan())).all())
+    if isinstance(a, torch.nn.Module):
+        return isinstance(b, torch.nn.Module) and _same(a.state_dict(), b.state_dict())
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return True  # numbers, strings: passed by value, a function cannot change the caller's
+
+
+def changed_inputs(reference: Callable, case: Case, args: tuple, kwargs: dict) -> list[str]:
+    """The names of the case's inputs that a call changed in place (compared with the case)."""
+    try:
+        names = list(inspect.signature(reference).parameters)
+    except (TypeError, ValueError):
+        names = []
+    changed = [names[i] if i < len(names) else f"argument {i + 1}"
+               for i, (before, after) in enumerate(zip(case.args, args)) if not _same(before, after)]
+    return changed + [name for name in case.kwargs if not _same(case.kwargs[name], kwargs.get(name))]
 
 
 def _crashing_mistake(exercise: Exercise, case: Case, error: Exception) -> str | None:
@@ -211,6 +244,12 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
             if key is not None:  # a catalogued mistake that crashes the same way: name it too
                 return Result(name, "failed", f"{exercise.mistakes[key].hint}. {message}", mistake=key)
             return Result(name, "failed", message)
+        changed = changed_inputs(exercise.reference, case, args, kwargs)
+        if changed:
+            inputs = " and ".join(f"`{c}`" for c in changed)
+            return Result(name, "failed", f"your function changed its input {inputs} in place (on {case.label}): "
+                                          f"in a notebook that changes the caller's tensor too. Compute a new "
+                                          f"tensor (q = q / s, not q /= s or q.div_(s))", mistake="in_place")
         problem = difference(expected, got, rtol=exercise.rtol, atol=exercise.atol)
         if problem is None:
             continue
@@ -273,9 +312,52 @@ class ValueExercise:
     mistakes: dict[str, Mistake]
     rtol: float = 1e-6
     atol: float = 1e-9
+    prompt: Callable[..., str] | None = None  # the question as the student reads it, from the parameters
+    section: str = ""                         # where the book teaches it, named in every failure
+    show_parameters: bool = True              # False for a choice: its order would name the options
 
     def variant(self, student_id: str) -> dict:
         return self.question(variant_seed(student_id, self.name))
+
+    def ask(self, student_id: str) -> str:
+        """The text of this student's variant of the question, wrapped to fit a page."""
+        parameters = self.variant(student_id)
+        text = (self.prompt(**parameters) if self.prompt is not None
+                else f"{self.task} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
+        return "\n".join(textwrap.fill(line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3))
+                         for line in text.split("\n"))
+
+
+LETTERS = "ABCDEFGH"
+
+
+def choice(name: str, question: str, options: dict[str, tuple[str, str | None]], *, section: str = "") -> ValueExercise:
+    """A multiple-choice question whose wrong options each explain themselves.
+
+    ``options``: ``{key: (text, why it is wrong)}``, with exactly one ``None`` explanation, the
+    right option. Each student sees the options in their own order (the variant is the order),
+    answers with a letter, and a wrong letter gets that option's explanation.
+    """
+    keys = list(options)
+    right = [k for k, (_, why) in options.items() if why is None]
+    if len(right) != 1:
+        raise ValueError(f"{name}: exactly one option must have no explanation (the right one), got {right}")
+
+    def order(seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {"order": [keys[i] for i in torch.randperm(len(keys), generator=g).tolist()]}
+
+    def letter_of(key: str):
+        return lambda order: LETTERS[order.index(key)]
+
+    def prompt(order: list[str]) -> str:
+        lines = [question] + [f"  {LETTERS[i]}. {options[key][0]}" for i, key in enumerate(order)]
+        return "\n".join(lines) + "\nAnswer with a letter, e.g. \"A\"."
+
+    return ValueExercise(name=name, task=question, question=order, answer=letter_of(right[0]),
+                         mistakes={key: Mistake(f"{why}", letter_of(key)) for key, (_, why) in options.items()
+                                   if why is not None},
+                         prompt=prompt, section=section, show_parameters=False)
 
 
 def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Result:
@@ -288,16 +370,24 @@ def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Res
         return Result(name, "todo", "not answered yet: replace the ... with your answer")
     parameters = exercise.variant(student_id)
     expected = exercise.answer(**parameters)
+    if isinstance(expected, str) and isinstance(value, str):  # a letter: " b" is B
+        value = value.strip().upper()
     problem = difference(expected, value, rtol=exercise.rtol, atol=exercise.atol)
-    shown = ", ".join(f"{k}={v}" for k, v in parameters.items())
+    shown = (", ".join(f"{k}={v}" for k, v in parameters.items()) if exercise.show_parameters
+             else f"the options in your order, {' '.join(LETTERS[:len(parameters.get('order', []))])}")
+    revisit = f" Revisit {exercise.section}." if exercise.section else ""
+    def wrapped(message: str) -> str:  # after the "✗ name: " that Result puts before it
+        return textwrap.fill(message, width=WIDTH, initial_indent=" " * (len(name) + 4),
+                             subsequent_indent="   ").lstrip()
+
     if problem is None:
-        return Result(name, "passed", f"correct for your variant ({shown})")
+        return Result(name, "passed", wrapped(f"correct for your variant ({shown})"))
     for key, mistake in exercise.mistakes.items():
         wrong = mistake.wrong(**parameters)
         if (difference(wrong, value, rtol=exercise.rtol, atol=exercise.atol) is None
                 and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None):
-            return Result(name, "failed", f"{mistake.hint} (your variant: {shown})", mistake=key)
-    return Result(name, "failed", f"for your variant ({shown}), {problem}")
+            return Result(name, "failed", wrapped(f"{mistake.hint} (your variant: {shown}).{revisit}"), mistake=key)
+    return Result(name, "failed", wrapped(f"for your variant ({shown}), {problem}.{revisit}"))
 
 
 def check_value(exercise: ValueExercise, student_id: Any, value: Any) -> None:

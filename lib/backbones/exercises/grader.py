@@ -25,9 +25,16 @@ the output folder hidden. Without bubblewrap the grader says so and still isolat
 but a submission can then read files the grader's user can read, and a process that leaves its
 session and clears its environment can outlive the grading.
 
-Value exercises (``core.ValueExercise``) are graded the same way: the answer's assignment runs in
-the child, its value comes back as data, and the variant comes from the submission's literal
-``STUDENT_ID = "..."`` (``core.variant_seed``).
+Value exercises (``core.ValueExercise``) are graded the same way, all of a notebook's answers in
+one child: the answer's top-level assignment runs there, with the assignments it reads from
+(followed transitively, in the notebook's order, and nothing else), its value comes back as data,
+and the variant comes from the submission's literal ``STUDENT_ID = "..."``
+(``core.variant_seed``). A question's numbers, ``q = bb.exercises.ask("name", STUDENT_ID)`` in
+the notebook, are computed here and handed to the child as a literal.
+
+A function that changes its inputs in place is named for it: the child sends back what it did
+to the case's tensors, and the replay does the same to the grader's copies, where the check
+sees it (``core.changed_inputs``).
 
 The grader writes ``grades.csv`` (file, exercise, passed, message) and ``summary.csv`` (file,
 passed, total) to ``--out``, one row per exercise, files named by their path relative to the
@@ -56,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
-from backbones.exercises.core import TIME_LIMIT_S
+from backbones.exercises.core import TIME_LIMIT_S, _TimeLimit
 
 CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)")
 STUDENT_ID = "STUDENT_ID"  # the name a notebook gives the student's id (value exercises' variants)
@@ -196,7 +203,71 @@ def definitions(nb: dict, answers: set[str] = frozenset()) -> tuple[str, dict[st
                 for target in node.targets:
                     defined[target.id] = ast.unparse(node)
     guarded = [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in imports]
-    return "\n".join(guarded) + "\n\n" + "\n\n".join(defined.values()) + "\n", defined, broken
+    kept = [text for name, text in defined.items() if name not in answers or _literal(ast.parse(text).body[0].value)]
+    return "\n".join(guarded) + "\n\n" + "\n\n".join(kept) + "\n", defined, broken
+
+
+def _asked(node: ast.AST) -> str | None:
+    """The exercise of ``bb.exercises.ask("exercise", STUDENT_ID)`` (None for any other expression)."""
+    if (isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords
+            and (getattr(node.func, "attr", None) == "ask" or getattr(node.func, "id", None) == "ask")
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and isinstance(node.args[1], ast.Name) and node.args[1].id == STUDENT_ID):
+        return node.args[0].value
+    return None
+
+
+def _names(node: ast.Assign) -> set[str]:
+    """The names an assignment sets (``a = ...``, ``a, b = ...``); empty when it sets anything
+    else (an attribute, an item), which the grader does not run."""
+    names: set[str] = set()
+    for target in node.targets:
+        parts = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+        if not all(isinstance(p, ast.Name) for p in parts):
+            return set()
+        names |= {p.id for p in parts}
+    return names
+
+
+def answer_statements(nb: dict, answers: list[str], student) -> tuple[list[str], dict[str, list[int]]]:
+    """The top-level assignments that compute the answers, in the notebook's order, and for each
+    answer the indices of the statements it needs (its own assignments and, transitively, those of
+    every name they read). ``q = bb.exercises.ask("exercise", STUDENT_ID)`` becomes the literal
+    variant of this student (computed here, not in the sandbox, which has no exercises)."""
+    from backbones.exercises import VALUE_EXERCISES
+
+    top: list[ast.Assign] = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            try:
+                tree = ast.parse("\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line
+                                           for line in _text(cell).split("\n")))
+            except SyntaxError:
+                continue
+            top += [n for n in tree.body if isinstance(n, ast.Assign) and _names(n)]
+    needs: dict[str, list[int]] = {}
+    for answer in answers:
+        needed, chosen, grown = {answer}, set(), True
+        while grown:
+            grown = False
+            for i, node in enumerate(top):
+                if i not in chosen and _names(node) & needed:
+                    chosen.add(i)
+                    needed |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                    grown = True
+        needs[answer] = sorted(chosen)
+    used = sorted(set().union(*needs.values()))  # only what an answer needs runs, nothing else
+    index = {i: j for j, i in enumerate(used)}
+    needs = {answer: [index[i] for i in chosen] for answer, chosen in needs.items()}
+    statements = []
+    for node in (top[i] for i in used):
+        exercise = VALUE_EXERCISES.get(_asked(node.value) or "")
+        if exercise is not None:
+            variant = exercise.variant(student) if isinstance(student, str) and student.strip() else None
+            statements.append(" = ".join(ast.unparse(t) for t in node.targets) + f" = {variant!r}")
+        else:
+            statements.append(ast.unparse(node))
+    return statements, needs
 
 
 def _literal(node: ast.AST) -> bool:
@@ -278,14 +349,14 @@ class SandboxRun:
 
 
 def run_in_sandbox(source: str, function: str, kind: str, cases: list, *, timeout: float, library: Path,
-                   hide: list[Path]) -> SandboxRun:
+                   hide: list[Path], extra: dict | None = None) -> SandboxRun:
     """Run ``function`` from ``source`` on each case's inputs in a child process, sandboxed."""
     import torch
 
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         work = Path(tmp)
         spec = {"function": function, "kind": kind, "library": str(library),
-                "seconds_per_case": min(timeout, TIME_LIMIT_S)}
+                "seconds_per_case": min(timeout, TIME_LIMIT_S), **(extra or {})}
         # Inputs go in as torch.save: made here, so trusted, and they may hold the library's modules
         # (a BasicBlock). Outputs come back only as JSON and arrays, never a pickle.
         torch.save([(tuple(case.args), dict(case.kwargs)) for case in cases], work / "inputs.pt")
@@ -371,13 +442,15 @@ def _raise_todo() -> None:
     raise NotImplementedError("not implemented yet")  # core._raised_by_student reads this line
 
 
-def _replay(run: SandboxRun, function: str, timeout: float):
+def _replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
     """A stand-in for the student's function: returns, case by case, what the sandbox recorded
     (plain tensors rebuilt from arrays), or raises what it raised there."""
+    import torch
+
     from backbones.exercises import core
     from backbones.exercises._child import decode
 
-    calls = iter(range(len(run.cases) + 1))
+    calls = iter(range(start, len(run.cases) + start + 1))
 
     def where(data: dict) -> str:
         code = " ".join(str(data.get("code") or "").split())[:120]
@@ -407,7 +480,15 @@ def _replay(run: SandboxRun, function: str, timeout: float):
         if "output" not in data:
             raise SubmissionError("the sandbox returned no output")
         try:
-            return decode(data["output"], run.arrays.get(i, {}))
+            arrays = run.arrays.get(i, {})
+            for slot, value in data.get("modified") or []:  # do to the inputs what it did there
+                target = args[slot] if isinstance(slot, int) and 0 <= slot < len(args) else kwargs.get(str(slot))
+                value = decode(value, arrays)
+                if isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor):
+                    with torch.no_grad():
+                        target.copy_(value.reshape(target.shape) if value.numel() == target.numel()
+                                     else torch.full_like(target, float("nan")))
+            return decode(data["output"], arrays)
         except Exception as error:
             raise SubmissionError(f"the output could not be read back ({error})") from None
 
@@ -415,14 +496,14 @@ def _replay(run: SandboxRun, function: str, timeout: float):
 
 
 def grade_exercise(check: str, function: str, source: str, defined: dict, broken: list, *, timeout: float,
-                   library: Path, hide: list[Path]):
-    """The :class:`~backbones.exercises.core.Result` of one exercise, decided in this process."""
+                   library: Path, hide: list[Path], values: ValueRun | None = None):
+    """The :class:`~backbones.exercises.core.Result` of one exercise, decided in this process.
+    ``values``: the notebook's answers, computed in one sandbox run (:func:`run_answers`)."""
     from backbones.exercises.core import Result, run_check
 
     exercise, kind = graded_exercise(check)
     if kind == "value":
-        return _grade_value(exercise, function, source, defined, broken, timeout=timeout, library=library,
-                            hide=hide)
+        return _grade_value(exercise, function, defined, broken, values)
     if function not in defined:
         for text, error in broken:
             if re.search(rf"\b(def|class)\s+{re.escape(function)}\b", text):
@@ -446,23 +527,51 @@ def student_id(defined: dict[str, str]):
         return None
 
 
-def _grade_value(exercise, answer: str, source: str, defined: dict, broken: list, *, timeout: float,
-                 library: Path, hide: list[Path]):
-    """A value exercise: the answer's variable is evaluated in the sandbox (it may be computed),
+@dataclass
+class ValueRun:
+    run: SandboxRun | None
+    answers: list[str]
+    timeout: float
+
+
+def run_answers(nb: dict, answers: list[str], source: str, defined: dict, *, timeout: float, library: Path,
+                hide: list[Path]) -> ValueRun:
+    """Compute every answer of a notebook in one sandboxed child: the definitions, then each
+    statement an answer needs, one at a time (a statement that fails fails only the answers that
+    need it)."""
+    from backbones.exercises.core import Case
+
+    present = [a for a in answers if a in defined]
+    if not present:
+        return ValueRun(None, [], timeout)
+    statements, needs = answer_statements(nb, present, student_id(defined))
+    run = run_in_sandbox(source, "", "value", [Case(a) for a in present], timeout=timeout, library=library,
+                         hide=hide, extra={"statements": statements, "answers": [[a, needs[a]] for a in present]})
+    return ValueRun(run, present, timeout)
+
+
+def _grade_value(exercise, answer: str, defined: dict, broken: list, values: ValueRun | None):
+    """A value exercise: the answer's variable was computed in the sandbox (:func:`run_answers`),
     the variant comes from the notebook's ``STUDENT_ID``, the comparison happens here."""
-    from backbones.exercises.core import Case, Result, run_value_check
+    from backbones.exercises.core import Result, run_value_check
 
     if answer not in defined:
         for text, error in broken:
             if re.search(rf"^\s*{re.escape(answer)}\s*=", text, re.MULTILINE):
                 return Result(exercise.name, "failed", f"the cell that sets {answer} does not parse: {error}")
         return Result(exercise.name, "failed", f"no {answer} = ... in the notebook's code cells")
-    run = run_in_sandbox(source, answer, "value", [Case("the answer")], timeout=timeout, library=library, hide=hide)
+    student = student_id(defined)
+    if not isinstance(student, str) or not student.strip():  # say so before anything that needs the variant
+        return run_value_check(exercise, student, None)
+    if values is None or values.run is None or answer not in values.answers:
+        return Result(exercise.name, "failed", f"{answer} could not be computed")
     try:
-        value = _replay(run, answer, timeout)()
+        value = _replay(values.run, answer, values.timeout, start=values.answers.index(answer))()
+    except _TimeLimit:
+        return Result(exercise.name, "failed", f"computing {answer} took longer than {TIME_LIMIT_S:g} s")
     except Exception as error:
         return Result(exercise.name, "failed", f"computing {answer} raised {type(error).__name__}: {error}")
-    return run_value_check(exercise, student_id(defined), value)
+    return run_value_check(exercise, student, value)
 
 
 def _fingerprint(path: Path) -> tuple[str, int]:
@@ -489,12 +598,20 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
             pass
     source, defined, broken = definitions(nb, answers)
     rows = []
+    hide = [*hide, submission.parent, master.parent]
     with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
         library = library or library_copy(Path(tmp))
+        values = None
+        if answers:
+            try:
+                values = run_answers(nb, [a for _, a in checks if a in answers], source, defined, timeout=timeout,
+                                     library=library, hide=hide)
+            except Exception:  # each value exercise's row says it could not be computed
+                values = None
         for check, function in checks:
             try:
                 result = grade_exercise(check, function, source, defined, broken, timeout=timeout,
-                                        library=library, hide=[*hide, submission.parent, master.parent])
+                                        library=library, hide=hide, values=values)
             except Exception as error:  # the grader's own failure costs this exercise, not the batch
                 rows.append(Row(name, check, False, f"could not be graded ({type(error).__name__}: {error})"))
                 continue

@@ -27,7 +27,11 @@ def _block(in_channels: int, out_channels: int, stride: int, shortcut: str, seed
         downsample = nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
     elif shortcut == "pad":
         downsample = PadShortcut(in_channels, out_channels, stride)
-    block = BasicBlock(in_channels, out_channels, stride=stride, downsample=downsample)
+    return _with_random_norms(BasicBlock(in_channels, out_channels, stride=stride, downsample=downsample))
+
+
+def _with_random_norms(block: nn.Module) -> nn.Module:
+    """``block`` in eval mode, its batch norms given statistics and affine terms that are not the identity."""
     for bn in block.modules():
         if isinstance(bn, nn.BatchNorm2d):
             bn.weight.data.uniform_(0.5, 1.5)
@@ -173,5 +177,219 @@ FILTER_NORMALIZE = Exercise(
                                   "dim 0, the output channels",
                                   lambda d, w: torch.zeros_like(w) if w.ndim <= 1
                                   else d * _norms(w, (0,) + _filter_dims(w)[1:]) / _norms(d, (0,) + _filter_dims(w)[1:])),
+    },
+)
+
+
+# Gradient norms per layer, measured with hooks ----------------------------------------------------
+
+def layer_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    norms: list[torch.Tensor] = []
+
+    def keep(module, grad_input, grad_output):
+        norms.append(grad_output[0].norm())
+
+    hooks = [layer.register_full_backward_hook(keep) for layer in model.layers]
+    try:
+        nn.functional.cross_entropy(model(x), y).backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.stack(norms[::-1]).detach()  # the hooks fire from the top down
+
+
+def _hooked(model, x, y, *, what="grad_output", reverse=True, loss="mean", square=False):
+    """The per-layer measurement with one thing changed (each keyword is one mistake)."""
+    values: list[torch.Tensor] = []
+
+    def keep(module, grad_input, grad_output):
+        g = grad_output[0] if what == "grad_output" else grad_input[0]
+        values.append(g.pow(2).sum() if square else g.norm())
+
+    if what == "activation":
+        hooks = [layer.register_forward_hook(lambda m, a, out: values.append(out.norm())) for layer in model.layers]
+        reverse = False
+    else:
+        hooks = [layer.register_full_backward_hook(keep) for layer in model.layers]
+    try:
+        nn.functional.cross_entropy(model(x), y, reduction=loss).backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if what == "weight":
+        return torch.stack([layer.weight.grad.norm() for layer in model.layers]).detach()
+    return torch.stack(values[::-1] if reverse else values).detach()
+
+
+def _mlp_cases() -> list[Case]:
+    from backbones.models.mlp import SigmoidMLP
+
+    cases = []
+    for label, depth, residual, batch, seed in [
+        ("a plain sigmoid MLP of 8 layers, batch of 16", 8, False, 16, 0),
+        ("its residual twin (same weights)", 8, True, 16, 0),
+        ("a plain MLP of 12 layers, where the gradient at the bottom is ~1e-10", 12, False, 8, 1),
+        ("a residual MLP of 12 layers", 12, True, 8, 1),
+        ("a batch of one, 3 layers", 3, False, 1, 2),
+    ]:
+        plain, twin = SigmoidMLP.twins(seed, in_features=16, width=12, depth=depth, num_classes=5)
+        g = torch.Generator().manual_seed(seed + 100)
+        cases.append(Case(label, (twin if residual else plain, torch.randn(batch, 16, generator=g),
+                                  torch.randint(0, 5, (batch,), generator=g))))
+    return cases
+
+
+GRADIENT_NORMS = Exercise(
+    name="layer_gradient_norms",
+    task="with a full backward hook on each of model.layers, the norm of the loss gradient at each layer's "
+         "output (grad_output[0]), bottom layer first; loss: cross-entropy (mean over the batch)",
+    reference=layer_gradient_norms,
+    cases=_mlp_cases,
+    mistakes={
+        "top_down": Mistake("backward hooks fire in backward order, the top layer first: reverse the list so "
+                            "that index 0 is the bottom layer", lambda m, x, y: _hooked(m, x, y, reverse=False)),
+        "grad_input": Mistake("grad_input[0] is the gradient at the layer's input; the exercise asks for the "
+                              "gradient at its output, grad_output[0]",
+                              lambda m, x, y: _hooked(m, x, y, what="grad_input")),
+        "weight_gradient": Mistake("you measured the gradient of the weights (layer.weight.grad); the exercise "
+                                   "asks for the gradient flowing through the layer's output",
+                                   lambda m, x, y: _hooked(m, x, y, what="weight")),
+        "activations": Mistake("a forward hook sees the activations, not the gradients: register a backward "
+                               "hook (register_full_backward_hook)",
+                               lambda m, x, y: _hooked(m, x, y, what="activation")),
+        "squared": Mistake("you returned the squared norm (sum of squares); take its square root, .norm()",
+                           lambda m, x, y: _hooked(m, x, y, square=True)),
+        "summed_loss": Mistake("the loss is summed over the batch, so every gradient is batch-size times too "
+                               "large: use the mean (F.cross_entropy's default)",
+                               lambda m, x, y: _hooked(m, x, y, loss="sum")),
+    },
+    rtol=1e-3,
+    atol=0.0,
+)
+
+
+# The Jacobian of a residual stack --------------------------------------------------------------
+
+def jacobian_products(jacobians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    identity = torch.eye(jacobians.shape[-1], dtype=jacobians.dtype)
+    with_skips, without = identity.clone(), identity.clone()
+    for J in jacobians:  # layer 1 first: the chain rule multiplies later layers on the left
+        with_skips = (identity + J) @ with_skips
+        without = J @ without
+    return with_skips, without
+
+
+def _products(jacobians, *, order="right", identity="matrix", outside=False, elementwise=False):
+    n = jacobians.shape[-1]
+    eye = torch.eye(n, dtype=jacobians.dtype) if identity == "matrix" else torch.ones(n, n, dtype=jacobians.dtype)
+    with_skips, without = torch.eye(n, dtype=jacobians.dtype), torch.eye(n, dtype=jacobians.dtype)
+    if elementwise:
+        return (eye + jacobians).prod(0) if not outside else eye + jacobians.prod(0), jacobians.prod(0)
+    for J in jacobians:
+        if order == "right":
+            with_skips, without = (eye + J) @ with_skips, J @ without
+        else:
+            with_skips, without = with_skips @ (eye + J), without @ J
+    if outside:
+        with_skips = torch.eye(n, dtype=jacobians.dtype) + without
+    return with_skips, without
+
+
+def _jacobian_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+    return [
+        Case("6 layers of 3x3 Jacobians of scale 0.3", (0.3 * torch.randn(6, 3, 3, generator=g),)),
+        Case("a single layer, 2x2", (torch.randn(1, 2, 2, generator=g),)),
+        Case("20 layers, 4x4, small Jacobians (the plain product vanishes)", (0.1 * torch.randn(20, 4, 4, generator=g),)),
+        Case("the cancelling case: every J close to -I", (-torch.eye(3) + 0.05 * torch.randn(5, 3, 3, generator=g),)),
+        Case("float64 Jacobians, 4 layers", (0.5 * torch.randn(4, 3, 3, generator=g, dtype=torch.float64),)),
+    ]
+
+
+JACOBIAN_PRODUCTS = Exercise(
+    name="jacobian_products",
+    task="for layer Jacobians J_1..J_L (L, n, n), layer 1 first: (prod (I + J_l), prod J_l), each ordered "
+         "J_L ... J_1 as the chain rule multiplies them",
+    reference=jacobian_products,
+    cases=_jacobian_cases,
+    mistakes={
+        "order": Mistake("matrices do not commute: the chain rule gives J_L ... J_2 J_1 (the last layer on the "
+                         "left), you multiplied J_1 J_2 ... J_L", lambda J: _products(J, order="left")),
+        "ones_not_identity": Mistake("the skip adds the identity matrix I (torch.eye), not a matrix of ones",
+                                     lambda J: _products(J, identity="ones")),
+        "identity_outside": Mistake("the skip adds I to every layer's Jacobian, prod (I + J_l), not I to the "
+                                    "product", lambda J: _products(J, outside=True)),
+        "elementwise": Mistake("you multiplied the matrices element by element (.prod(0)); the chain rule "
+                               "multiplies them as matrices (@)", lambda J: _products(J, elementwise=True)),
+        "swapped": Mistake("return (with skips, without skips) in that order",
+                           lambda J: tuple(reversed(jacobian_products(J)))),
+        "sum": Mistake("you added the Jacobians; the chain rule multiplies them",
+                       lambda J: ((torch.eye(J.shape[-1], dtype=J.dtype) + J).sum(0), J.sum(0))),
+    },
+    rtol=1e-4,
+    atol=1e-7,
+)
+
+
+# The pre-activation block (He et al. 2016b) ---------------------------------------------------------
+
+def preact_block_forward(x: torch.Tensor, block) -> torch.Tensor:
+    out = block.relu(block.bn1(x))
+    shortcut = x if block.shortcut is None else block.shortcut(out)
+    out = block.conv1(out)
+    out = block.conv2(block.relu(block.bn2(out)))
+    return out + shortcut
+
+
+def _preact_block(c_in, c_out, stride, seed):
+    from backbones.models.resnet import PreActBlock
+
+    torch.manual_seed(seed)
+    return _with_random_norms(PreActBlock(c_in, c_out, stride=stride))
+
+
+def _preact_cases() -> list[Case]:
+    cases = []
+    for label, batch, c_in, c_out, stride, size, seed in [
+        ("a block of 16 channels, identity shortcut", 4, 16, 16, 1, 8, 0),
+        ("a batch of one", 1, 8, 8, 1, 6, 1),
+        ("a stride-2 block, 16 to 32 channels, projection shortcut, odd size 7x7", 3, 16, 32, 2, 7, 2),
+    ]:
+        x = torch.randn(batch, c_in, size, size, generator=torch.Generator().manual_seed(seed + 10))
+        cases.append(Case(label, (x, _preact_block(c_in, c_out, stride, seed))))
+    return cases
+
+
+def _preact(x, b, *, first=True, final_relu=False, raw_shortcut=False, skip=True, inner=True):
+    pre = b.relu(b.bn1(x))
+    shortcut = x if b.shortcut is None else b.shortcut(x if raw_shortcut else pre)
+    out = b.conv1(pre if first else x)
+    out = b.conv2(b.relu(b.bn2(out)) if inner else b.bn2(out))
+    out = out + shortcut if skip else out
+    return b.relu(out) if final_relu else out
+
+
+PREACT_BLOCK = Exercise(
+    name="preact_block_forward",
+    task="He et al. 2016b's block: x + conv2(relu(bn2(conv1(relu(bn1(x)))))); a projection shortcut takes "
+         "relu(bn1(x)); nothing after the addition",
+    reference=preact_block_forward,
+    cases=_preact_cases,
+    mistakes={
+        "final_relu": Mistake("a ReLU after the addition is the original block's; the pre-activation block "
+                              "returns x + F(x) with nothing after it, so the identity path stays clean",
+                              lambda x, b: _preact(x, b, final_relu=True)),
+        "no_skip": Mistake("you left out the skip: add the shortcut (x, or block.shortcut(...)) to the branch",
+                           lambda x, b: _preact(x, b, skip=False)),
+        "raw_shortcut": Mistake("the projection shortcut takes the pre-activated input relu(bn1(x)), as in the "
+                                "authors' code, not x", lambda x, b: _preact(x, b, raw_shortcut=True)),
+        "no_inner_preactivation": Mistake("the second convolution is pre-activated too: conv2(relu(bn2(...)))",
+                                          lambda x, b: _preact(x, b, inner=False)),
+        "no_first_preactivation": Mistake("the first convolution takes the pre-activated input relu(bn1(x)), "
+                                          "not x: batch norm and ReLU come before each convolution",
+                                          lambda x, b: _preact(x, b, first=False)),
+        "relu_before_bn": Mistake("the pre-activation is relu(bn(x)): batch norm first, then the ReLU",
+                                  lambda x, b: (lambda pre: b.conv2(b.relu(b.bn2(b.conv1(pre))))
+                                                + (x if b.shortcut is None else b.shortcut(pre)))(b.bn1(b.relu(x)))),
     },
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -22,21 +23,36 @@ BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code.")'
 
 
+def _answer_stub(region: list[str]) -> str:
+    """The stub of a top-level solution (an answer value): ``name = ...`` for the last variable
+    it assigns (the answer; the lines before it are the master's working), so that the notebook
+    still runs from top to bottom and its check says "not answered yet"."""
+    for line in reversed(region):
+        match = re.match(r"(\w+)\s*=[^=]", line)
+        if match:
+            return f"{match.group(1)} = ...  # your answer"
+    return "# your answer here"
+
+
 def strip_solutions(source: str) -> str:
-    """Replace every solution region of a cell's source with a stub."""
-    out, inside = [], False
+    """Replace every solution region of a cell's source with a stub: ``raise NotImplementedError``
+    inside a function, ``name = ...`` at the top level (an answer value)."""
+    out, inside, region = [], False, []
     for number, line in enumerate(source.split("\n"), start=1):
         marker = line.strip()
         if marker == BEGIN:
             if inside:
                 raise ValueError(f"line {number}: {BEGIN} inside another solution")
-            inside = True
-            out.append(line[: len(line) - len(line.lstrip())] + STUB)
+            inside, region = True, []
+            indent = line[: len(line) - len(line.lstrip())]
         elif marker == END:
             if not inside:
                 raise ValueError(f"line {number}: {END} without {BEGIN}")
             inside = False
-        elif not inside:
+            out.append(indent + STUB if indent else _answer_stub(region))
+        elif inside:
+            region.append(line)
+        else:
             out.append(line)
     if inside:
         raise ValueError(f"{BEGIN} without {END}")

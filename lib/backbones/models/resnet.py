@@ -74,6 +74,36 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+class PreActBlock(nn.Module):
+    """The pre-activation block of He et al. 2016b ("Identity Mappings in Deep Residual Networks"):
+    ``x + F(x)`` with ``F = conv2(relu(bn2(conv1(relu(bn1(x))))))``. Batch norm and ReLU move
+    before each convolution, so nothing follows the addition and the identity path is clean: a
+    stack of these blocks returns ``x + sum of the branches``.
+
+    When the shape changes, ``shortcut`` (a strided 1x1 convolution) takes the pre-activated
+    input ``relu(bn1(x))``, as in the authors' code; otherwise the shortcut is ``x`` itself.
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.relu = nn.ReLU()
+        self.shortcut = (conv1x1(in_channels, out_channels, stride)
+                         if stride != 1 or in_channels != out_channels else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(x))                       # pre-activation, shared with the projection
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(self.relu(self.bn2(out)))
+        return out + shortcut                              # no ReLU after the addition
+
+
 class Bottleneck(nn.Module):
     """1x1 (reduce), 3x3, 1x1 (expand by 4) convolutions and a skip connection.
 
