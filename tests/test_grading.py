@@ -222,7 +222,10 @@ def graded(tmp_path_factory):
         path.write_bytes(STUDENT.read_bytes())
     (folder / "v3-01_getting_started.ipynb").write_text(
         nbformat.writes(nbformat.convert(nbformat.read(MASTER, as_version=4), 3)))
-    _variant("wrong", lambda nb: _replace_in_cell(nb, "def cross_entropy", CROSS, "    return picked.mean()"), folder)
+    _variant("wrong", lambda nb: (_replace_in_cell(nb, "def cross_entropy", CROSS, "    return picked.mean()"),
+                                  _replace_in_cell(nb, "def top_k_accuracy", TOP_K,
+                                                   "    logits.mul_(2)  # same ranking, the caller's logits changed\n"
+                                                   + TOP_K)), folder)
     _variant("broken", lambda nb: (_replace_in_cell(nb, "def top_k_accuracy", ".mean().item()", ".mean(.item()"),
                                    nb.update(cells=[c for c in nb["cells"]
                                                     if "def cross_entropy" not in "".join(c["source"])])), folder)
@@ -232,11 +235,8 @@ def graded(tmp_path_factory):
     _variant("hangs", _hangs, folder)
     _variant("escapes", lambda nb: _escapes(nb, victim, out), folder)
     _variant("touches", lambda nb: _touches_itself(nb, touches), folder)
-    _variant("inplace", lambda nb: _replace_in_cell(nb, "def top_k_accuracy", TOP_K,
-                                                    "    logits.mul_(2)  # same ranking, the caller's logits changed\n"
-                                                    + TOP_K), folder)
     submissions = sorted(folder.rglob("*.ipynb"))
-    assert len(submissions) == 17
+    assert len(submissions) == 16
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
     start = time.monotonic()
     rows = grade_all([folder], timeout=60, root=ROOT, out=out)
@@ -263,10 +263,10 @@ def test_grader_never_writes_to_a_submission_and_nothing_outlives_it(graded):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("submission, score", [
-    ("master", (2, 2)), ("student", (0, 2)), ("wrong", (1, 2)), ("broken", (0, 2)), ("messy", (2, 2)),
+    ("master", (2, 2)), ("student", (0, 2)), ("wrong", (0, 2)), ("broken", (0, 2)), ("messy", (2, 2)),
     ("v3", (2, 2)), ("cheats", (0, 2)), ("lies", (0, 2)), ("hangs", (0, 2)), ("escapes", (1, 2)),
     ("a/same", (2, 2)), ("b/same", (0, 2)), ("=HYPERLINK(1)", (2, 2)), ("truncated", (0, 2)), ("unknown", (0, 0)),
-    ("touches", (1, 2)), ("inplace", (1, 2)),
+    ("touches", (1, 2)),
 ])
 def test_grader_scores(graded, submission, score):
     assert graded["summary"][submission] == score
@@ -284,7 +284,7 @@ def test_grader_scores(graded, submission, score):
     ("hangs", "cross_entropy", "cross_entropy: stopped after 60 s"),
     ("escapes", "cross_entropy", "FileNotFoundError"),
     ("touches", "top_k_accuracy", "FileNotFoundError"),
-    ("inplace", "top_k_accuracy", "changed its input `logits` in place"),
+    ("wrong", "top_k_accuracy", "changed its input `logits` in place"),
     ("truncated", "cross_entropy", "not a valid notebook (not JSON"),
     ("unknown", "-", "cannot tell which chapter this is"),
 ])
@@ -297,7 +297,7 @@ def test_grader_writes_csv_files_a_spreadsheet_cannot_run(graded):
     with open(graded["out"] / "grades.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["file", "exercise", "passed", "message"]
-    assert len(rows) == 2 * 16 + 1  # two exercises for each of 16 chapter notebooks, one row for the unknown
+    assert len(rows) == 2 * 15 + 1  # two exercises for each of 15 chapter notebooks, one row for the unknown
     with open(graded["out"] / "summary.csv", newline="") as file:
         summary = {r["file"]: r["passed"] for r in csv.DictReader(file)}
     assert summary["master-01_getting_started.ipynb"] == "2"
@@ -363,7 +363,7 @@ def test_rendered_chapter_shows_exercise_solution_behind_a_toggle_and_the_check(
 def test_every_master_solution_passes_its_check_in_the_built_book(master, built_html):
     html = (built_html / "chapters" / f"{master.stem}.html").read_text()
     for exercise in exercises_in(load_notebook(master)):
-        assert f"✓ {exercise}: correct on all" in html, exercise
+        assert f"✓ {exercise}: correct on all" in html or f"✓ {exercise}: correct for your variant" in html, exercise
 
 
 # The protocol's third kind: one answer value, a variant per student -----------------------------
@@ -394,45 +394,6 @@ def test_a_value_exercise_has_a_variant_per_student_and_names_the_mistake():
     assert run_value_check(demo, "alice", ...).status == "todo"
 
 
-@pytest.mark.slow
-def test_the_grader_grades_value_exercises_from_the_notebooks_own_student_id(tmp_path, monkeypatch):
-    from backbones.exercises import grader
-
-    demo = _demo_exercise()
-    real = grader.graded_exercise
-    monkeypatch.setattr(grader, "graded_exercise",
-                        lambda name: (demo, "value") if name == demo.name else real(name))
-
-    def notebook(path: Path, *cells: str) -> Path:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        path.write_text(nbformat.writes(nb))
-        return path
-
-    check = "bb.exercises.check_demo_conv_params(STUDENT_ID, conv_answer)"
-    master = notebook(tmp_path / "demo.ipynb", 'STUDENT_ID = "instructor"', "conv_answer = 0", check)
-    p = demo.variant("alice")
-    computed = f"{p['c_in']} * {p['c_out']} * {p['k']} ** 2 + {p['c_out']}"
-    folder = tmp_path / "submissions"
-    folder.mkdir()
-    cases = {
-        "alice": ('STUDENT_ID = "alice"', f"conv_answer = {computed}"),                 # computed in the sandbox
-        "bob": ('STUDENT_ID = "bob"', f"conv_answer = {computed}"),                     # alice's answer, bob's id
-        "nobias": ('STUDENT_ID = "alice"', f"conv_answer = {p['c_in'] * p['c_out'] * p['k'] ** 2}"),
-        "noid": (f"conv_answer = {computed}",),
-        "stub": ('STUDENT_ID = "alice"', "conv_answer = ..."),
-    }
-    rows = {}
-    for name, cells in cases.items():
-        path = notebook(folder / f"{name}.ipynb", *cells, check)
-        (row,) = grader.grade(path, master, timeout=60)
-        rows[name] = row
-    assert rows["alice"].passed, rows["alice"]
-    assert not rows["bob"].passed and "for your variant" in rows["bob"].message
-    assert "one bias per output channel" in rows["nobias"].message
-    assert "STUDENT_ID" in rows["noid"].message
-    assert "not answered yet" in rows["stub"].message
-
-
 # The "Test yourself" chapter, graded ----------------------------------------------------------------
 
 TEST_YOURSELF = ROOT / "chapters" / "10_test_yourself.ipynb"
@@ -460,9 +421,10 @@ def _set_answers(nb: dict, student: str, answers: dict[str, str]) -> dict:
 
 @pytest.mark.slow
 def test_the_test_yourself_chapter_is_graded(tmp_path):
-    """The master gets full marks; the untouched student version 'not answered yet' everywhere;
-    a student's right answers (typed, or computed from their own variant in cells the grader
-    runs) pass; the same answers under another id fail; a catalogued wrong answer is named."""
+    """The master's id, the book's own, is refused, and a notebook without an id is told to set
+    one (neither costs a sandbox run); the untouched student version (its id changed) says 'not
+    answered yet' everywhere; a student's right answers (typed, or computed from their own
+    variant in cells the grader runs) pass; the same answers under another id fail; a catalogued wrong answer is named."""
     from backbones.exercises import VALUE_EXERCISES
     from backbones.exercises.grader import grade
 
@@ -473,10 +435,12 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     # computed from the variant, through an intermediate variable, as the master does
     computed = dict(alice, vit_tokens='(q8["image_size"] // q8["patch_size"]) ** 2 + 1',
                     attention_output="out[0, 0].item()")
+    no_id = copy.deepcopy(student)
+    no_id["cells"] = [c for c in no_id["cells"] if not "".join(c["source"]).startswith("STUDENT_ID =")]
     notebooks = {
         "master": load_notebook(TEST_YOURSELF),
-        "student": student,
-        "alice": _set_answers(student, "alice", alice),
+        "no_id": no_id,
+        "student": _set_answers(student, "carol", {}),
         "bob": _set_answers(student, "bob", alice),
         "wrong": _set_answers(student, "alice", wrong),
         "computed": _set_answers(student, "alice", computed),
@@ -493,11 +457,12 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
         path.write_text(json.dumps(nb))
         rows[name] = {r.exercise: r for r in grade(path, TEST_YOURSELF, timeout=60)}
     count = len(VALUE_EXERCISES)
-    assert set(rows["master"]) == set(VALUE_EXERCISES)
-    assert all(r.passed for r in rows["master"].values()), [r for r in rows["master"].values() if not r.passed]
+    assert set(rows["master"]) == set(VALUE_EXERCISES)  # the book's own id, whose answers the book shows
+    assert all(not r.passed and 'still the book\'s "instructor"' in r.message for r in rows["master"].values())
+    assert all("set STUDENT_ID" in r.message for r in rows["no_id"].values())
     assert all("not answered yet" in r.message for r in rows["student"].values())
-    assert sum(r.passed for r in rows["alice"].values()) == count, [r for r in rows["alice"].values() if not r.passed]
     assert sum(r.passed for r in rows["bob"].values()) < count // 2 + 1   # alice's answers, bob's numbers
     assert not rows["wrong"]["vit_tokens"].passed and "[CLS] is a token too" in rows["wrong"]["vit_tokens"].message
     assert "Revisit chapter 9, section 1" in rows["wrong"]["vit_tokens"].message
+    # typed in (9 answers) or computed from the variant (2), alice's answers pass under her id
     assert all(r.passed for r in rows["computed"].values()), [r for r in rows["computed"].values() if not r.passed]

@@ -290,6 +290,11 @@ def check(exercise: Exercise, fn: Callable) -> None:
 
 # Answer values with a variant per student ---------------------------------------------------------
 
+# The id of the book's own pages: the rendered book shows this variant's answers (behind toggles),
+# so the grader does not accept it from a student.
+BOOK_ID = "instructor"
+
+
 def variant_seed(student_id: str, exercise: str) -> int:
     """The seed of a student's variant of an exercise: the first 8 hex digits of
     sha256("STUDENT_ID:exercise"). The notebook and the grader derive it the same way, from the

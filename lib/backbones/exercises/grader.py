@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
-from backbones.exercises.core import TIME_LIMIT_S, _TimeLimit
+from backbones.exercises.core import BOOK_ID, TIME_LIMIT_S, _TimeLimit
 
 CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)")
 STUDENT_ID = "STUDENT_ID"  # the name a notebook gives the student's id (value exercises' variants)
@@ -563,6 +563,9 @@ def _grade_value(exercise, answer: str, defined: dict, broken: list, values: Val
     student = student_id(defined)
     if not isinstance(student, str) or not student.strip():  # say so before anything that needs the variant
         return run_value_check(exercise, student, None)
+    if student.strip() == BOOK_ID:
+        return Result(exercise.name, "failed", f'STUDENT_ID is still the book\'s "{BOOK_ID}", whose answers the '
+                                               f"rendered book shows: set your own student id and answer again")
     if values is None or values.run is None or answer not in values.answers:
         return Result(exercise.name, "failed", f"{answer} could not be computed")
     try:
@@ -602,7 +605,8 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
     with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
         library = library or library_copy(Path(tmp))
         values = None
-        if answers:
+        student = student_id(defined)
+        if answers and isinstance(student, str) and student.strip() and student.strip() != BOOK_ID:
             try:
                 values = run_answers(nb, [a for _, a in checks if a in answers], source, defined, timeout=timeout,
                                      library=library, hide=hide)
