@@ -9,8 +9,10 @@ contains) and the exercises that chapter checks (from the *master*, never the su
 reads the submission as data: from its code cells it takes the imports, the top-level function
 and class definitions and literal constants, found by name (so lost, reordered or id-less cells
 do not matter), and nothing else -- no top-level statement runs, no output, metadata or check
-cell is read. For each exercise it runs those definitions in a fresh child process
-(``_child.py``) that is given the check's inputs and hands back only the function's *outputs*,
+cell is read. It runs those definitions in a fresh child process (``_child.py``), one per
+submission, that is given the checks' inputs, runs the exercises one after another (each on its
+own wall clock; one the child never began, because it was killed or crashed first, gets a child
+of its own) and hands back only the functions' *outputs*,
 as JSON and arrays read with ``allow_pickle=False``. Pass or fail, and which catalogued mistake
 was made, are computed here, in the grader's own process, by the same engine the notebooks use
 (``core.run_check``), on plain tensors rebuilt from those arrays.
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import contextlib
 import csv
 import functools
 import hashlib
@@ -58,6 +61,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,16 +354,54 @@ class SandboxRun:
 
 def run_in_sandbox(source: str, function: str, kind: str, cases: list, *, timeout: float, library: Path,
                    hide: list[Path], extra: dict | None = None) -> SandboxRun:
-    """Run ``function`` from ``source`` on each case's inputs in a child process, sandboxed."""
+    """Run ``function`` from ``source`` on each case's inputs in a child process, sandboxed
+    (``kind`` "value": compute the answers that ``extra`` lists instead)."""
+    if kind != "value":
+        return run_exercises(source, [(function, kind, cases)], timeout=timeout, library=library, hide=hide)[0]
+    with _child_process(source, {"kind": kind, **(extra or {})}, {"inputs.pt": cases}, timeout=timeout,
+                        library=library, hide=hide) as (work, watch):
+        timed_out, returncode, _ = watch(0)
+        return _collect(work, "", len(cases), timed_out, returncode)
+
+
+def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: float, library: Path,
+                  hide: list[Path]) -> list[SandboxRun]:
+    """Run several exercises' functions, ``[(function, kind, cases)]``, one after another in one
+    child (torch is imported once). Each has its own wall clock of ``timeout`` seconds, started
+    when the child marks it begun; one that runs out is killed with the child, and an exercise
+    the child never began (it was killed or crashed before) gets a child of its own."""
+    prefixes = [f"e{k}_" for k in range(len(jobs))]
+    spec = {"jobs": [{"function": f, "kind": kind, "prefix": p} for (f, kind, _), p in zip(jobs, prefixes)]}
+    inputs = {f"{p}inputs.pt": cases for (_, _, cases), p in zip(jobs, prefixes)}
+    with _child_process(source, spec, inputs, timeout=timeout, library=library, hide=hide, count=len(jobs)) as (
+            work, watch):
+        timed_out, returncode, begun = watch(len(jobs))
+        runs: list[SandboxRun | None] = [
+            _collect(work, p, len(cases), timed_out and k == begun, returncode) if k <= begun else None
+            for k, ((_, _, cases), p) in enumerate(zip(jobs, prefixes))]
+    for k, run in enumerate(runs):
+        if run is None and len(jobs) > 1:  # never begun: on its own, as if it had been alone
+            runs[k] = run_exercises(source, [jobs[k]], timeout=timeout, library=library, hide=hide)[0]
+        elif run is None:
+            runs[k] = SandboxRun({}, {}, None, timed_out, returncode)
+    return runs
+
+
+@contextlib.contextmanager
+def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout: float, library: Path,
+                   hide: list[Path], count: int = 1):
+    """Start the sandboxed child in a fresh folder; yield ``(folder, watch)``, where ``watch(jobs)``
+    waits for it (killing it when a job, marked ``e{k}_started``, runs past ``timeout``) and
+    returns ``(timed_out, returncode, index of the last job begun)``."""
     import torch
 
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         work = Path(tmp)
-        spec = {"function": function, "kind": kind, "library": str(library),
-                "seconds_per_case": min(timeout, TIME_LIMIT_S), **(extra or {})}
+        spec = {**spec, "library": str(library), "seconds_per_case": min(timeout, TIME_LIMIT_S)}
         # Inputs go in as torch.save: made here, so trusted, and they may hold the library's modules
         # (a BasicBlock). Outputs come back only as JSON and arrays, never a pickle.
-        torch.save([(tuple(case.args), dict(case.kwargs)) for case in cases], work / "inputs.pt")
+        for name, cases in inputs.items():
+            torch.save([(tuple(case.args), dict(case.kwargs)) for case in cases], work / name)
         (work / "spec.json").write_text(json.dumps(spec))
         (work / "submission.py").write_text(source)
         shutil.copyfile(CHILD, work / "_child.py")
@@ -374,20 +416,39 @@ def run_in_sandbox(source: str, function: str, kind: str, cases: list, *, timeou
         with open(work / "child.log", "wb") as log:
             process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=_limits(timeout))
-            timed_out = False
-            try:
-                process.wait(timeout=timeout + 5)  # the child's own per-case alarm comes first
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
+                                       preexec_fn=_limits(timeout * count))
+
+            def watch(jobs: int) -> tuple[bool, int | None, int]:
+                begun, since, timed_out = 0, time.monotonic(), False
                 try:
-                    os.killpg(process.pid, signal.SIGKILL)  # the child, and bwrap with its PID namespace
-                except ProcessLookupError:
-                    pass
-                _kill_marked(token)
-                process.wait()
-        return _collect(work, len(cases), timed_out, None if timed_out else process.returncode)
+                    while True:
+                        try:
+                            process.wait(timeout=0.2)
+                            break
+                        except subprocess.TimeoutExpired:
+                            pass
+                        latest = max((k for k in range(jobs) if (work / f"e{k}_started").exists()), default=0)
+                        if latest != begun:  # the next exercise began: its own clock starts
+                            begun, since = latest, time.monotonic()
+                        if time.monotonic() - since > timeout + 5:  # the child's per-case alarm comes first
+                            timed_out = True
+                            break
+                finally:
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)  # the child, and bwrap with its PID namespace
+                    except ProcessLookupError:
+                        pass
+                    _kill_marked(token)
+                    process.wait()
+                if jobs:  # the last marker, read once more now that the child is gone
+                    begun = max((k for k in range(jobs) if (work / f"e{k}_started").exists()), default=-1)
+                    if (work / "load.json").exists():  # the definitions failed: every job says so
+                        begun = jobs - 1
+                    elif timed_out:  # the start (importing torch) counts against the first job
+                        begun = max(begun, 0)
+                return timed_out, None if timed_out else process.returncode, begun
+
+            yield work, watch
 
 
 def _bwrap_command(wrap: str, work: Path, library: Path, hide: list[Path]) -> list[str]:
@@ -401,7 +462,7 @@ def _bwrap_command(wrap: str, work: Path, library: Path, hide: list[Path]) -> li
     return command
 
 
-def _collect(work: Path, count: int, timed_out: bool, returncode: int | None) -> SandboxRun:
+def _collect(work: Path, prefix: str, count: int, timed_out: bool, returncode: int | None) -> SandboxRun:
     import numpy as np
 
     def record(name: str) -> dict | None:
@@ -416,11 +477,11 @@ def _collect(work: Path, count: int, timed_out: bool, returncode: int | None) ->
 
     cases, arrays = {}, {}
     for i in range(count):
-        data = record(f"case_{i}")
+        data = record(f"{prefix}case_{i}")
         if data is None:
             break
         cases[i] = data
-        npz = work / f"case_{i}.npz"
+        npz = work / f"{prefix}case_{i}.npz"
         if npz.is_file():
             try:
                 with np.load(npz, allow_pickle=False) as loaded:
@@ -496,9 +557,10 @@ def _replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
 
 
 def grade_exercise(check: str, function: str, source: str, defined: dict, broken: list, *, timeout: float,
-                   library: Path, hide: list[Path], values: ValueRun | None = None):
+                   library: Path, hide: list[Path], values: ValueRun | None = None, run: SandboxRun | None = None):
     """The :class:`~backbones.exercises.core.Result` of one exercise, decided in this process.
-    ``values``: the notebook's answers, computed in one sandbox run (:func:`run_answers`)."""
+    ``values``: the notebook's answers, computed in one sandbox run (:func:`run_answers`);
+    ``run``: this exercise's outputs when they were computed already (:func:`run_exercises`)."""
     from backbones.exercises.core import Result, run_check
 
     exercise, kind = graded_exercise(check)
@@ -509,7 +571,8 @@ def grade_exercise(check: str, function: str, source: str, defined: dict, broken
             if re.search(rf"\b(def|class)\s+{re.escape(function)}\b", text):
                 return Result(exercise.name, "failed", f"the cell that defines {function} does not parse: {error}")
         return Result(exercise.name, "failed", f"no definition of {function} in the notebook's code cells")
-    run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
+    if run is None:
+        run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
     seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
     result = run_check(exercise, _replay(run, function, timeout), seconds=seconds)
     if result.message.startswith("stopped after"):  # say which function was running when time ran out
@@ -612,10 +675,26 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
                                      library=library, hide=hide)
             except Exception:  # each value exercise's row says it could not be computed
                 values = None
+        runs: dict[str, SandboxRun] = {}
+        jobs = []
+        for check, function in checks:  # the functions the notebook defines, all in one child
+            try:
+                exercise, kind = graded_exercise(check)
+            except Exception:  # an unknown check: its own row says so below
+                continue
+            if kind != "value" and function in defined:
+                jobs.append((check, function, kind, exercise.cases()))
+        if jobs:
+            try:
+                done = run_exercises(source, [(f, k, c) for _, f, k, c in jobs], timeout=timeout, library=library,
+                                     hide=hide)
+                runs = {check: run for (check, *_), run in zip(jobs, done)}
+            except Exception:  # each exercise then runs on its own below
+                runs = {}
         for check, function in checks:
             try:
                 result = grade_exercise(check, function, source, defined, broken, timeout=timeout,
-                                        library=library, hide=hide, values=values)
+                                        library=library, hide=hide, values=values, run=runs.get(check))
             except Exception as error:  # the grader's own failure costs this exercise, not the batch
                 rows.append(Row(name, check, False, f"could not be graded ({type(error).__name__}: {error})"))
                 continue
