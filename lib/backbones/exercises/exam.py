@@ -115,8 +115,9 @@ DEGRADATION = choice(
                      "a 56-layer network can represent all a 20-layer one can (its extra layers could be "
                      "identities); training fails to find such weights, which is the degradation problem"),
         "resnet_overfits": ("ResNet-56 overfits: its training loss is the lowest, so its test accuracy must be "
-                            "the worst.", "read the right panel: ResNet-56's test accuracy is as good as any "
-                                          "network's; a low training loss alone is not overfitting"),
+                            "the worst.", "read the right panel: ResNet-56's test accuracy is within two "
+                                          "points of the best network's in every seed; a low training loss "
+                                          "alone is not overfitting"),
         "noise": ("The differences are within seed-to-seed noise.",
                   "each dot is a seed: plain-56's training losses lie orders of magnitude above every other "
                   "network's, for every seed"),
