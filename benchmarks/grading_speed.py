@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backbones.exercises import grader
+from backbones.exercises import grader, sandbox
 
 sys.path.insert(0, str(Path(__file__).parent))
 from build_times import machine  # noqa: E402
@@ -53,15 +53,15 @@ def main() -> None:
         assert sum(r.passed for r in rows) == 20, "the masters must pass, the students not"
         one = folder / "m00-01_getting_started.ipynb"
         timings = {}
-        for label, wrap in (("bubblewrap", grader.bubblewrap), ("no filesystem sandbox", lambda: None)):
-            original = grader.bubblewrap
-            grader.bubblewrap = wrap
+        for label, wrap in (("bubblewrap", sandbox.bubblewrap), ("no filesystem sandbox", lambda: None)):
+            original = sandbox.bubblewrap
+            sandbox.bubblewrap = wrap
             try:
                 start = time.perf_counter()
                 assert all(r.passed for r in grader.grade_all([one], root=ROOT))
                 timings[label] = time.perf_counter() - start
             finally:
-                grader.bubblewrap = original
+                sandbox.bubblewrap = original
     result = {
         "what": "grade_all on 20 submissions of chapter 1 (2 exercises each, both in one child per submission)",
         "machine": machine(), "date": datetime.date.today().isoformat(), "sandbox": grader.sandbox_note(),

@@ -258,7 +258,7 @@ def test_grader_never_writes_to_a_submission_and_nothing_outlives_it(graded):
     assert graded["unchanged"]
     assert graded["survivors"] == []
     with open(graded["out"] / "grades.csv", newline="") as file:
-        assert next(csv.reader(file)) == ["file", "exercise", "passed", "message"]
+        assert next(csv.reader(file)) == ["file", "student_id", "exercise", "passed", "message"]
 
 
 @pytest.mark.slow
@@ -276,7 +276,7 @@ def test_grader_scores(graded, submission, score):
 @pytest.mark.parametrize("submission, exercise, message", [
     ("student", "top_k_accuracy", "not implemented yet"),
     ("wrong", "cross_entropy", "the sign is wrong"),
-    ("broken", "top_k_accuracy", "the cell that defines top_k_accuracy does not parse: SyntaxError"),
+    ("broken", "top_k_accuracy", "the cell that defines top_k_accuracy cannot be read: SyntaxError"),
     ("broken", "cross_entropy", "no definition of cross_entropy in the notebook's code cells"),
     ("cheats", "top_k_accuracy", "not implemented yet"),
     ("lies", "cross_entropy", "wrong values"),
@@ -296,7 +296,7 @@ def test_grader_says_what_is_wrong(graded, submission, exercise, message):
 def test_grader_writes_csv_files_a_spreadsheet_cannot_run(graded):
     with open(graded["out"] / "grades.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert list(rows[0]) == ["file", "exercise", "passed", "message"]
+    assert list(rows[0]) == ["file", "student_id", "exercise", "passed", "message"]
     assert len(rows) == 2 * 15 + 1  # two exercises for each of 15 chapter notebooks, one row for the unknown
     with open(graded["out"] / "summary.csv", newline="") as file:
         summary = {r["file"]: r["passed"] for r in csv.DictReader(file)}
@@ -433,8 +433,7 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     wrong = dict(alice, vit_tokens=repr(VALUE_EXERCISES["vit_tokens"].mistakes["no_cls"].wrong(
         **VALUE_EXERCISES["vit_tokens"].variant("alice"))))
     # computed from the variant, through an intermediate variable, as the master does
-    computed = dict(alice, vit_tokens='(q8["image_size"] // q8["patch_size"]) ** 2 + 1',
-                    attention_output="out[0, 0].item()")
+    computed = dict(alice, vit_tokens="count", attention_output="out[0, 0].item()")
     no_id = copy.deepcopy(student)
     no_id["cells"] = [c for c in no_id["cells"] if not "".join(c["source"]).startswith("STUDENT_ID =")]
     notebooks = {
@@ -447,10 +446,14 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     }
     extra = ("Q, K, V = (torch.tensor(q6[m], dtype=torch.float64) for m in 'QKV')\n"
              "out = (Q @ K.T / 2).softmax(dim=1) @ V\n")
+    loop = ("count = 1  # built with a loop and +=, as an honest student may\n"
+            "for _ in range((q8['image_size'] // q8['patch_size']) ** 2):\n    count += 1\n")
     for cell in notebooks["computed"]["cells"]:
         if "attention_output_answer =" in "".join(cell["source"]):
             cell["source"] = "".join(cell["source"]).replace("attention_output_answer =", extra
                                                              + "attention_output_answer =")
+        if "vit_tokens_answer =" in "".join(cell["source"]):
+            cell["source"] = "".join(cell["source"]).replace("vit_tokens_answer =", loop + "vit_tokens_answer =")
     rows = {}
     for name, nb in notebooks.items():
         path = tmp_path / f"{name}-10_test_yourself.ipynb"
@@ -464,5 +467,5 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     assert sum(r.passed for r in rows["bob"].values()) < count // 2 + 1   # alice's answers, bob's numbers
     assert not rows["wrong"]["vit_tokens"].passed and "[CLS] is a token too" in rows["wrong"]["vit_tokens"].message
     assert "Revisit chapter 9, section 1" in rows["wrong"]["vit_tokens"].message
-    # typed in (9 answers) or computed from the variant (2), alice's answers pass under her id
+    # typed in (9 answers) or computed from the variant (2, one by a loop), alice's answers pass under her id
     assert all(r.passed for r in rows["computed"].values()), [r for r in rows["computed"].values() if not r.passed]

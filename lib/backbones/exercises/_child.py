@@ -1,10 +1,12 @@
-"""The grader's child: runs one exercise's function from a submission, in the sandbox.
+"""The grader's child: runs a submission's exercises (or computes its answers), in the sandbox.
 
 Run as a script (``python -I _child.py spec.json``) in a fresh directory that holds a copy of
-this file, the submission's definitions (``submission.py``) and the check's inputs
-(``inputs.pt``, written by the grader). It imports nothing of ``backbones.exercises`` (the sandbox's copy of the library has no exercises in it, so
-no reference solution is within reach) and hands back only *data*: for each case, the output
-encoded as JSON and arrays (``case_N.json``, ``case_N.npz``), or the error the function raised.
+this file, the submission's definitions (``submission.py``) and each exercise's inputs
+(``e{k}_inputs.pt``, written by the grader). It imports nothing of ``backbones.exercises`` (the
+sandbox's copy of the library has no exercises in it, so no reference solution is within reach)
+and hands back only *data*: a marker ``defined`` once the definitions have run, a marker
+``e{k}_started`` as each exercise begins, and for each case the output encoded as JSON and
+arrays (``e{k}_case_N.json``, ``.npz``), or the error the function raised.
 Everything it writes is untrusted: the grader reads it with ``allow_pickle=False`` and decides
 pass or fail itself (``backbones.exercises.grader``).
 
@@ -101,6 +103,7 @@ def main() -> None:
         _write("load", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE], "line": line,
                         "code": code})
         return
+    open("defined", "w").close()  # the grader tells a hang while defining from one in an exercise
     signal.signal(signal.SIGALRM, _alarm)
     if spec.get("kind") == "value":  # answers: each computed by the statements it needs, run in order
         errors: dict[int, dict] = {}

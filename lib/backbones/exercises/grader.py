@@ -8,27 +8,23 @@ submission the grader finds its chapter (``--master``, or the master whose name 
 contains) and the exercises that chapter checks (from the *master*, never the submission). It
 reads the submission as data: from its code cells it takes the imports, the top-level function
 and class definitions and literal constants, found by name (so lost, reordered or id-less cells
-do not matter), and nothing else -- no top-level statement runs, no output, metadata or check
-cell is read. It runs those definitions in a fresh child process (``_child.py``), one per
-submission, that is given the checks' inputs, runs the exercises one after another (each on its
-own wall clock; one the child never began, because it was killed or crashed first, gets a child
-of its own) and hands back only the functions' *outputs*,
-as JSON and arrays read with ``allow_pickle=False``. Pass or fail, and which catalogued mistake
-was made, are computed here, in the grader's own process, by the same engine the notebooks use
-(``core.run_check``), on plain tensors rebuilt from those arrays.
+do not matter), and the top-level statements that a graded function or answer reads from
+(constants computed by an expression, aliases, loops that build a value; followed transitively,
+in the notebook's order) -- nothing else runs, and no output, metadata or check cell is read.
+It runs them in a fresh child process (``_child.py``), one per submission, that is given the
+checks' inputs, runs the exercises one after another (each on its own wall clock; one the child
+never began, because it was killed or crashed first, gets a child of its own) and hands back
+only the functions' *outputs*, as JSON and arrays read within limits. Pass or fail, and which
+catalogued mistake was made, are computed here, in the grader's own process, by the same engine
+the notebooks use (``core.run_check``), on plain tensors rebuilt from those arrays.
 
-The child runs in a temporary directory holding only its inputs, with a clean environment, its
-own session, resource limits (CPU seconds, address space, file size, processes) and a wall-clock
-limit per exercise, after which everything it started is killed. Its copy of the library has no
-``exercises`` package, so no reference solution is importable. Where bubblewrap (``bwrap``) is
-installed the child also runs in a sandbox: its own PID namespace (every process it starts dies
-with it), no network, ``/tmp`` empty, and the book's checkout, the masters, the submissions and
-the output folder hidden. Without bubblewrap the grader says so and still isolates as above,
-but a submission can then read files the grader's user can read, and a process that leaves its
-session and clears its environment can outlive the grading.
+The child is confined by :mod:`backbones.exercises.sandbox`: an allow-list bubblewrap sandbox in
+a user namespace without capabilities (so also when the grader runs as root), resource limits,
+a cgroup per submission where one can be made, and a wall clock that only moves forward. A hang
+while defining fails every exercise at once.
 
 Value exercises (``core.ValueExercise``) are graded the same way, all of a notebook's answers in
-one child: the answer's top-level assignment runs there, with the assignments it reads from
+one child: the answer's top-level statements run there, with the statements they read from
 (followed transitively, in the notebook's order, and nothing else), its value comes back as data,
 and the variant comes from the submission's literal ``STUDENT_ID = "..."``
 (``core.variant_seed``). A question's numbers, ``q = bb.exercises.ask("name", STUDENT_ID)`` in
@@ -38,46 +34,44 @@ A function that changes its inputs in place is named for it: the child sends bac
 to the case's tensors, and the replay does the same to the grader's copies, where the check
 sees it (``core.changed_inputs``).
 
-The grader writes ``grades.csv`` (file, exercise, passed, message) and ``summary.csv`` (file,
-passed, total) to ``--out``, one row per exercise, files named by their path relative to the
-submissions' folder; it never writes to a submission, and one submission's failure (not JSON,
-nbformat 3, a syntax error, a crash, a hang) costs only its own rows.
+The grader writes ``grades.csv`` (file, student_id, exercise, passed, message) and
+``summary.csv`` (file, student_id, passed, total) to ``--out``, one row per exercise, files named
+by their path relative to the submissions' folder. It never writes to a submission, never
+follows a link, and one submission's failure (not a regular file, not JSON, nested too deeply,
+a syntax error, a crash, a hang) costs only its own rows.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import builtins
-import contextlib
 import csv
 import functools
 import hashlib
 import json
 import os
 import re
-import resource
-import shutil
 import signal
-import subprocess
+import stat
+import symtable
 import sys
-import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
+from backbones.exercises import _child, core
 from backbones.exercises.core import BOOK_ID, TIME_LIMIT_S, _TimeLimit
+from backbones.exercises.sandbox import (  # noqa: F401  (bubblewrap, sandbox_note: the grader's public words)
+    SandboxRun, bubblewrap, library_copy, read_regular, run_exercises, run_value_answers, sandbox_note, sweep,
+    temporary_folder)
 
 CHECK_CALL = re.compile(r"exercises\.check_(\w+)\(\s*(\w+)\s*(?:,\s*(\w+)\s*)?\)")
 STUDENT_ID = "STUDENT_ID"  # the name a notebook gives the student's id (value exercises' variants)
 DEFAULT_TIMEOUT_S = 120        # per exercise: the child's start (torch's import) included;
                                # each case also stops after core.TIME_LIMIT_S, as in the notebook
-MEMORY_LIMIT = 12 * 2**30      # address space: importing torch alone reserves several GB
-FILE_LIMIT = 256 * 2**20       # the largest file the child may write
-PROCESS_LIMIT = 4096           # RLIMIT_NPROC counts every process and thread of the user
 MAX_MESSAGE = 600
-CHILD = Path(__file__).with_name("_child.py")
+MAX_NOTEBOOK = 16 * 2**20      # bytes of one submission
+MAX_CELL = 2**20               # characters of one code cell
 
 
 @dataclass(frozen=True)
@@ -86,6 +80,7 @@ class Row:
     exercise: str
     passed: bool
     message: str
+    student: str = ""  # the STUDENT_ID the row was graded under ("" when the notebook sets none)
 
 
 # What a chapter checks ---------------------------------------------------------------------------
@@ -151,18 +146,32 @@ def _text(cell: dict) -> str:
 
 def read_submission(path: Path) -> dict:
     """The notebook's cells as data, nbformat 4 (an nbformat 3 file is upgraded); a clear
-    ValueError if it is not a notebook. Only what grading reads is required (a list of cells,
-    each with a type and a source): a stray cell id or a missing one does not matter."""
+    ValueError if it is not a notebook. It must be a regular file (a link is not followed, a
+    FIFO or a device is not read) of at most 16 MB. Only what grading reads is required (a list
+    of cells, each with a type and a source): a stray cell id or a missing one does not matter."""
     import nbformat
 
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise ValueError("a symbolic link: the grader does not follow links (submit the notebook itself)")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("not a regular file (a folder, a FIFO or a device named like a notebook)")
+    if info.st_size > MAX_NOTEBOOK:
+        raise ValueError(f"too large to grade ({info.st_size / 2**20:.0f} MB; at most {MAX_NOTEBOOK // 2**20} MB): "
+                         f"clear the outputs and submit again")
+    data = read_regular(path, MAX_NOTEBOOK)
+    if data is None:
+        raise ValueError("could not be read as a regular file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
         nb = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"not a valid notebook (not JSON: {error})") from None
+    except RecursionError:
+        raise ValueError("not a valid notebook (its JSON is nested too deeply)") from None
     if not isinstance(nb, dict) or nb.get("nbformat") not in (3, 4):
         version = nb.get("nbformat") if isinstance(nb, dict) else None
-        raise ValueError(f"not a valid notebook (nbformat {version!r}; versions 3 and 4 are read)")
+        raise ValueError(f"not a valid notebook (nbformat {str(version)[:20]}; versions 3 and 4 are read)")
     if nb["nbformat"] == 3:
         try:
             nb = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
@@ -171,43 +180,176 @@ def read_submission(path: Path) -> dict:
                              f"{type(error).__name__}: {' '.join(str(error).split())[:200]})") from None
     cells = nb.get("cells")
     if not isinstance(cells, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("cell_type"), str)
-            and isinstance(c.get("source", ""), (str, list)) for c in cells):
+            isinstance(c, dict) and isinstance(c.get("cell_type"), str) and _is_source(c.get("source", ""))
+            for c in cells):
         raise ValueError("not a valid notebook (its cells are not a list of cells with a type and a source)")
     return nb
 
 
-def definitions(nb: dict, answers: set[str] = frozenset()) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
-    """What the grader takes from the code cells: ``(module source, {name: definition},
-    [(cell text, syntax error)])``. Imports, top-level ``def``/``class``, assignments of
-    literals and assignments to the value exercises' ``answers`` are kept (a later definition of
-    a name replaces an earlier one); every other statement, IPython magic and output is left out."""
-    imports: list[str] = []
-    defined: dict[str, str] = {}
-    broken: list[tuple[str, str]] = []
+def _is_source(source) -> bool:
+    return isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+
+
+@dataclass
+class Statement:
+    """A top-level statement of the notebook: its text, the names it sets (or changes:
+    ``x.append(...)``, ``x[i] = ...``) and the names it reads. ``kept``: a definition or a literal
+    constant, which the grader always runs; any other statement runs only when something graded
+    reads what it sets."""
+
+    text: str
+    binds: set[str]
+    reads: set[str]
+    kept: bool
+    node: ast.stmt
+
+
+def _code_cells(nb: dict):
+    """``(text, tree or why it cannot be read)`` for each code cell, IPython magics commented out."""
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         text = "\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line
                          for line in _text(cell).split("\n"))
+        if len(text) > MAX_CELL:
+            yield text[:2000], f"the cell is too long to read (over {MAX_CELL // 2**20} MB of code)"
+            continue
         try:
-            tree = ast.parse(text)
+            yield text, ast.parse(text)
         except SyntaxError as error:
-            broken.append((text, f"SyntaxError: {error.msg} (line {error.lineno})"))
+            yield text, f"SyntaxError: {error.msg} (line {error.lineno})"
+        except (RecursionError, MemoryError, ValueError) as error:
+            yield text, f"the cell is nested too deeply or too large to read ({type(error).__name__})"
+
+
+def _segment(text: str, node: ast.stmt) -> str:
+    """The statement as the student wrote it (decorators included); never re-printed from the tree,
+    which a huge literal or a deep expression could not survive."""
+    if getattr(node, "decorator_list", None):
+        lines = text.split("\n")
+        return "\n".join(lines[node.decorator_list[0].lineno - 1:node.end_lineno])
+    return ast.get_source_segment(text, node) or ""
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _binds(node: ast.stmt, imported: set[str]) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    names: set[str | None] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            names.add(n.id)
+        elif isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store):
+            names.add(_root(n))
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+            names.add(n.func.value.id)  # layers.append(...): a change to layers (not to a module: torch.manual_seed)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+    return {n for n in names if n} - imported
+
+
+def _reads(text: str, node: ast.stmt) -> set[str]:
+    """The global names a statement reads: for a ``def`` or ``class``, the names its body looks
+    up globally and its header reads (decorators, defaults, bases), not its locals."""
+    loads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return loads
+    try:
+        top = symtable.symtable(text, "submission", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return loads
+    names, tables = set(), [top]
+    while tables:
+        table = tables.pop()
+        names |= {s.get_name() for s in table.get_symbols()
+                  if s.is_referenced() and (table is top or s.is_global())}
+        tables += table.get_children()
+    return names
+
+
+def _statements(nb: dict) -> tuple[list[str], list[Statement], list[tuple[str, str]]]:
+    """``(imports, statements, broken cells)`` of the notebook's code cells, in order."""
+    imports: list[str] = []
+    nodes: list[tuple[str, ast.stmt]] = []
+    broken: list[tuple[str, str]] = []
+    for text, tree in _code_cells(nb):
+        if isinstance(tree, str):
+            broken.append((text, tree))
             continue
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                statement = ast.unparse(node)
+                statement = _segment(text, node)
                 if statement not in imports:
                     imports.append(statement)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                defined[node.name] = ast.unparse(node)
-            elif (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)
-                  and (_literal(node.value) or {t.id for t in node.targets} & set(answers))):
-                for target in node.targets:
-                    defined[target.id] = ast.unparse(node)
-    guarded = [f"try:\n    {statement}\nexcept Exception:\n    pass" for statement in imports]
-    kept = [text for name, text in defined.items() if name not in answers or _literal(ast.parse(text).body[0].value)]
+            elif not isinstance(node, (ast.Expr, ast.Pass)) or isinstance(node, ast.Expr) and (
+                    isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+                    and isinstance(node.value.func.value, ast.Name)):
+                nodes.append((text, node))
+    imported = {(alias.asname or alias.name).split(".")[0] for statement in imports
+                for node in ast.parse(statement).body for alias in node.names}
+    statements = []
+    for text, node in nodes:
+        binds = _binds(node, imported)
+        if not binds:
+            continue
+        kept = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
+            isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets) and _literal(node.value))
+        segment = _segment(text, node)
+        statements.append(Statement(segment, binds, _reads(segment, node), kept, node))
+    return imports, statements, broken
+
+
+def _needed(statements: list[Statement], names: set[str]) -> set[int]:
+    """The statements that set what ``names`` read, followed transitively. A statement before
+    the last definition of a name (``def``, ``class``, a literal) does not set it for good: it
+    is not needed for that name."""
+    final = {}
+    for i, statement in enumerate(statements):
+        if statement.kept:
+            final.update(dict.fromkeys(statement.binds, i))
+    needed, chosen, grown = set(names), set(), True
+    while grown:
+        grown = False
+        for i, statement in enumerate(statements):
+            if i not in chosen and {n for n in statement.binds & needed if final.get(n, -1) <= i}:
+                chosen.add(i)
+                needed |= statement.reads
+                grown = True
+    return chosen
+
+
+def definitions(nb: dict, answers: set[str] = frozenset(), graded: set[str] = frozenset()
+                ) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+    """What the grader takes from the code cells: ``(module source, {name: definition},
+    [(cell text, why it cannot be read)])``. Imports, top-level ``def``/``class`` and assignments
+    of literals are kept (a later definition of a name replaces an earlier one); so are the
+    top-level statements that a ``graded`` function reads from (``EPS = 10 ** -12``,
+    ``topk = torch.topk``, a loop that fills a table), followed transitively, in the notebook's
+    order. Every other statement, IPython magic and output is left out; the value exercises'
+    ``answers`` are computed later, statement by statement (:func:`answer_statements`)."""
+    imports, statements, broken = _statements(nb)
+    needed = _needed(statements, set(graded))
+    last = {}  # a later definition of a name replaces an earlier one
+    for i, statement in enumerate(statements):
+        if statement.kept and len(statement.binds) == 1:
+            last[next(iter(statement.binds))] = i
+    kept = [s.text for i, s in enumerate(statements)
+            if (s.kept and (len(s.binds) != 1 or last[next(iter(s.binds))] == i) and not s.binds & set(answers))
+            or (i in needed and not s.kept)]
+    defined = {}
+    for statement in statements:
+        node = statement.node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or (
+                isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)):
+            for name in statement.binds:
+                defined[name] = statement.text
+    guarded = ["try:\n" + "\n".join("    " + line for line in statement.split("\n")) + "\nexcept Exception:\n    pass"
+               for statement in imports]
     return "\n".join(guarded) + "\n\n" + "\n\n".join(kept) + "\n", defined, broken
 
 
@@ -221,57 +363,31 @@ def _asked(node: ast.AST) -> str | None:
     return None
 
 
-def _names(node: ast.Assign) -> set[str]:
-    """The names an assignment sets (``a = ...``, ``a, b = ...``); empty when it sets anything
-    else (an attribute, an item), which the grader does not run."""
-    names: set[str] = set()
-    for target in node.targets:
-        parts = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
-        if not all(isinstance(p, ast.Name) for p in parts):
-            return set()
-        names |= {p.id for p in parts}
-    return names
-
-
 def answer_statements(nb: dict, answers: list[str], student) -> tuple[list[str], dict[str, list[int]]]:
-    """The top-level assignments that compute the answers, in the notebook's order, and for each
+    """The top-level statements that compute the answers, in the notebook's order, and for each
     answer the indices of the statements it needs (its own assignments and, transitively, those of
-    every name they read). ``q = bb.exercises.ask("exercise", STUDENT_ID)`` becomes the literal
-    variant of this student (computed here, not in the sandbox, which has no exercises)."""
+    every name they read: assignments, ``+=``, loops, ``x.append(...)``). ``q =
+    bb.exercises.ask("exercise", STUDENT_ID)`` becomes the literal variant of this student
+    (computed here, not in the sandbox, which has no exercises)."""
     from backbones.exercises import VALUE_EXERCISES
 
-    top: list[ast.Assign] = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code":
-            try:
-                tree = ast.parse("\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line
-                                           for line in _text(cell).split("\n")))
-            except SyntaxError:
-                continue
-            top += [n for n in tree.body if isinstance(n, ast.Assign) and _names(n)]
-    needs: dict[str, list[int]] = {}
-    for answer in answers:
-        needed, chosen, grown = {answer}, set(), True
-        while grown:
-            grown = False
-            for i, node in enumerate(top):
-                if i not in chosen and _names(node) & needed:
-                    chosen.add(i)
-                    needed |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
-                    grown = True
-        needs[answer] = sorted(chosen)
+    _, statements, _ = _statements(nb)
+    top = [s for s in statements if not isinstance(s.node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    needs = {answer: _needed(top, {answer}) for answer in answers}
     used = sorted(set().union(*needs.values()))  # only what an answer needs runs, nothing else
     index = {i: j for j, i in enumerate(used)}
-    needs = {answer: [index[i] for i in chosen] for answer, chosen in needs.items()}
-    statements = []
-    for node in (top[i] for i in used):
-        exercise = VALUE_EXERCISES.get(_asked(node.value) or "")
+    needs = {answer: sorted(index[i] for i in chosen) for answer, chosen in needs.items()}
+    rendered = []
+    for statement in (top[i] for i in used):
+        node = statement.node
+        exercise = VALUE_EXERCISES.get(_asked(node.value) or "") if isinstance(node, ast.Assign) else None
         if exercise is not None:
             variant = exercise.variant(student) if isinstance(student, str) and student.strip() else None
-            statements.append(" = ".join(ast.unparse(t) for t in node.targets) + f" = {variant!r}")
+            targets = " = ".join(t.id if isinstance(t, ast.Name) else ast.unparse(t) for t in node.targets)
+            rendered.append(f"{targets} = {variant!r}")
         else:
-            statements.append(ast.unparse(node))
-    return statements, needs
+            rendered.append(statement.text)
+    return rendered, needs
 
 
 def _literal(node: ast.AST) -> bool:
@@ -280,217 +396,6 @@ def _literal(node: ast.AST) -> bool:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False
     return True
-
-
-# The sandbox -------------------------------------------------------------------------------------
-
-@functools.cache
-def bubblewrap() -> str | None:
-    """The ``bwrap`` executable when it is installed and can make a sandbox here, else None."""
-    path = shutil.which("bwrap")
-    if path is None:
-        return None
-    probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-                            "--die-with-parent", "--new-session", "true"], capture_output=True, timeout=60)
-    return path if probe.returncode == 0 else None
-
-
-def sandbox_note() -> str:
-    if bubblewrap():
-        return "sandbox: bubblewrap (own PID namespace, no network, checkout and submissions hidden)"
-    return ("sandbox: bubblewrap is not installed (apt install bubblewrap): submissions run isolated in a "
-            "temporary folder with limits, but can read files this user can read")
-
-
-def library_copy(folder: Path) -> Path:
-    """A copy of the library for the child, without ``exercises`` (the reference solutions) and
-    without assets; ``backbones.exercises`` is a stub there."""
-    import backbones
-
-    target = folder / "lib"
-    shutil.copytree(Path(backbones.__file__).parent, target / "backbones",
-                    ignore=shutil.ignore_patterns("__pycache__", "exercises", "assets", "*.pyc"))
-    (target / "backbones" / "exercises").mkdir()
-    (target / "backbones" / "exercises" / "__init__.py").write_text(
-        '"""Not available while grading: the checks run in the grader, not here."""\n')
-    return target
-
-
-def _limits(seconds: float):
-    def apply() -> None:
-        cpu = int(seconds) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if os.getuid() != 0:  # root is exempt from RLIMIT_NPROC anyway
-            resource.setrlimit(resource.RLIMIT_NPROC, (PROCESS_LIMIT, PROCESS_LIMIT))
-    return apply
-
-
-def _kill_marked(token: str) -> None:
-    """Kill every process whose environment carries ``token`` (what the child started, also
-    outside its session), as far as /proc lets this user see."""
-    marker = f"BACKBONES_SANDBOX={token}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (OSError, ValueError):
-                continue
-
-
-@dataclass
-class SandboxRun:
-    """What came back from one child: per-case records, a load error, or how it ended."""
-
-    cases: dict[int, dict]
-    arrays: dict[int, dict]
-    load_error: dict | None
-    timed_out: bool
-    returncode: int | None
-
-
-def run_in_sandbox(source: str, function: str, kind: str, cases: list, *, timeout: float, library: Path,
-                   hide: list[Path], extra: dict | None = None) -> SandboxRun:
-    """Run ``function`` from ``source`` on each case's inputs in a child process, sandboxed
-    (``kind`` "value": compute the answers that ``extra`` lists instead)."""
-    if kind != "value":
-        return run_exercises(source, [(function, kind, cases)], timeout=timeout, library=library, hide=hide)[0]
-    with _child_process(source, {"kind": kind, **(extra or {})}, {"inputs.pt": cases}, timeout=timeout,
-                        library=library, hide=hide) as (work, watch):
-        timed_out, returncode, _ = watch(0)
-        return _collect(work, "", len(cases), timed_out, returncode)
-
-
-def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: float, library: Path,
-                  hide: list[Path]) -> list[SandboxRun]:
-    """Run several exercises' functions, ``[(function, kind, cases)]``, one after another in one
-    child (torch is imported once). Each has its own wall clock of ``timeout`` seconds, started
-    when the child marks it begun; one that runs out is killed with the child, and an exercise
-    the child never began (it was killed or crashed before) gets a child of its own."""
-    prefixes = [f"e{k}_" for k in range(len(jobs))]
-    spec = {"jobs": [{"function": f, "kind": kind, "prefix": p} for (f, kind, _), p in zip(jobs, prefixes)]}
-    inputs = {f"{p}inputs.pt": cases for (_, _, cases), p in zip(jobs, prefixes)}
-    with _child_process(source, spec, inputs, timeout=timeout, library=library, hide=hide, count=len(jobs)) as (
-            work, watch):
-        timed_out, returncode, begun = watch(len(jobs))
-        runs: list[SandboxRun | None] = [
-            _collect(work, p, len(cases), timed_out and k == begun, returncode) if k <= begun else None
-            for k, ((_, _, cases), p) in enumerate(zip(jobs, prefixes))]
-    for k, run in enumerate(runs):
-        if run is None and len(jobs) > 1:  # never begun: on its own, as if it had been alone
-            runs[k] = run_exercises(source, [jobs[k]], timeout=timeout, library=library, hide=hide)[0]
-        elif run is None:
-            runs[k] = SandboxRun({}, {}, None, timed_out, returncode)
-    return runs
-
-
-@contextlib.contextmanager
-def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout: float, library: Path,
-                   hide: list[Path], count: int = 1):
-    """Start the sandboxed child in a fresh folder; yield ``(folder, watch)``, where ``watch(jobs)``
-    waits for it (killing it when a job, marked ``e{k}_started``, runs past ``timeout``) and
-    returns ``(timed_out, returncode, index of the last job begun)``."""
-    import torch
-
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        work = Path(tmp)
-        spec = {**spec, "library": str(library), "seconds_per_case": min(timeout, TIME_LIMIT_S)}
-        # Inputs go in as torch.save: made here, so trusted, and they may hold the library's modules
-        # (a BasicBlock). Outputs come back only as JSON and arrays, never a pickle.
-        for name, cases in inputs.items():
-            torch.save([(tuple(case.args), dict(case.kwargs)) for case in cases], work / name)
-        (work / "spec.json").write_text(json.dumps(spec))
-        (work / "submission.py").write_text(source)
-        shutil.copyfile(CHILD, work / "_child.py")
-        token = uuid.uuid4().hex
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "BACKBONES_OFFLINE": "1", "BACKBONES_PROGRESS": "off",
-               "BACKBONES_SANDBOX": token}
-        command = [sys.executable, "-I", "_child.py", "spec.json"]
-        wrap = bubblewrap()
-        if wrap:
-            command = _bwrap_command(wrap, work, library, hide) + command
-        with open(work / "child.log", "wb") as log:
-            process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=_limits(timeout * count))
-
-            def watch(jobs: int) -> tuple[bool, int | None, int]:
-                begun, since, timed_out = 0, time.monotonic(), False
-                try:
-                    while True:
-                        try:
-                            process.wait(timeout=0.2)
-                            break
-                        except subprocess.TimeoutExpired:
-                            pass
-                        latest = max((k for k in range(jobs) if (work / f"e{k}_started").exists()), default=0)
-                        if latest != begun:  # the next exercise began: its own clock starts
-                            begun, since = latest, time.monotonic()
-                        if time.monotonic() - since > timeout + 5:  # the child's per-case alarm comes first
-                            timed_out = True
-                            break
-                finally:
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)  # the child, and bwrap with its PID namespace
-                    except ProcessLookupError:
-                        pass
-                    _kill_marked(token)
-                    process.wait()
-                if jobs:  # the last marker, read once more now that the child is gone
-                    begun = max((k for k in range(jobs) if (work / f"e{k}_started").exists()), default=-1)
-                    if (work / "load.json").exists():  # the definitions failed: every job says so
-                        begun = jobs - 1
-                    elif timed_out:  # the start (importing torch) counts against the first job
-                        begun = max(begun, 0)
-                return timed_out, None if timed_out else process.returncode, begun
-
-            yield work, watch
-
-
-def _bwrap_command(wrap: str, work: Path, library: Path, hide: list[Path]) -> list[str]:
-    command = [wrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in sorted({p.resolve() for p in hide if p.exists()}, key=lambda p: len(p.parts)):
-        command += ["--tmpfs", str(path)]
-    for prefix in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}:  # Python itself (a venv may
-        command += ["--ro-bind", str(prefix), str(prefix)]                        # lie in the checkout or /tmp)
-    command += ["--ro-bind", str(library), str(library), "--bind", str(work), str(work),
-                "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(work), "--"]
-    return command
-
-
-def _collect(work: Path, prefix: str, count: int, timed_out: bool, returncode: int | None) -> SandboxRun:
-    import numpy as np
-
-    def record(name: str) -> dict | None:
-        path = work / f"{name}.json"
-        if not path.is_file() or path.stat().st_size > 2**20:
-            return None
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    cases, arrays = {}, {}
-    for i in range(count):
-        data = record(f"{prefix}case_{i}")
-        if data is None:
-            break
-        cases[i] = data
-        npz = work / f"{prefix}case_{i}.npz"
-        if npz.is_file():
-            try:
-                with np.load(npz, allow_pickle=False) as loaded:
-                    arrays[i] = {key: loaded[key] for key in loaded.files}
-            except Exception:  # a malformed file: the case has no output
-                cases[i] = {"error": "MalformedOutput", "message": "the output could not be read back"}
-        else:
-            arrays[i] = {}
-    return SandboxRun(cases, arrays, record("load"), timed_out, returncode)
 
 
 # Grading: the verdict, computed here ---------------------------------------------------------------
@@ -508,9 +413,6 @@ def _replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
     (plain tensors rebuilt from arrays), or raises what it raised there."""
     import torch
 
-    from backbones.exercises import core
-    from backbones.exercises._child import decode
-
     calls = iter(range(start, len(run.cases) + start + 1))
 
     def where(data: dict) -> str:
@@ -519,12 +421,18 @@ def _replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
 
     def stand_in(*args, **kwargs):
         i = next(calls)
+        if run.stopped == "definitions":
+            raise SubmissionError(f"defining the notebook's functions (its imports, definitions and the statements "
+                                  f"they read from) took longer than {timeout:g} s: nothing could be graded")
         if run.load_error is not None:
             error = run.load_error
-            raise SubmissionError(f"defining the notebook's functions raised {error.get('error')}: "
-                                  f"{error.get('message')}{where(error)}")
+            raise SubmissionError(f"defining the notebook's functions raised {str(error.get('error'))[:80]}: "
+                                  f"{str(error.get('message'))[:300]}{where(error)}")
         data = run.cases.get(i)
         if data is None:
+            if run.stopped == "folder":
+                raise SubmissionError(f"the process running {function} was stopped: it wrote more files into its "
+                                      f"folder than a submission may")
             if run.timed_out:
                 raise core._TimeLimit
             raise SubmissionError(f"the process running {function} ended (exit code {run.returncode}) "
@@ -544,23 +452,23 @@ def _replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
             arrays = run.arrays.get(i, {})
             for slot, value in data.get("modified") or []:  # do to the inputs what it did there
                 target = args[slot] if isinstance(slot, int) and 0 <= slot < len(args) else kwargs.get(str(slot))
-                value = decode(value, arrays)
+                value = _child.decode(value, arrays)
                 if isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor):
                     with torch.no_grad():
                         target.copy_(value.reshape(target.shape) if value.numel() == target.numel()
                                      else torch.full_like(target, float("nan")))
-            return decode(data["output"], arrays)
+            return _child.decode(data["output"], arrays)
         except Exception as error:
-            raise SubmissionError(f"the output could not be read back ({error})") from None
+            raise SubmissionError(f"the output could not be read back ({str(error)[:200]})") from None
 
     return stand_in
 
 
 def grade_exercise(check: str, function: str, source: str, defined: dict, broken: list, *, timeout: float,
-                   library: Path, hide: list[Path], values: ValueRun | None = None, run: SandboxRun | None = None):
+                   library: Path, values: ValueRun | None = None, run: SandboxRun | None = None):
     """The :class:`~backbones.exercises.core.Result` of one exercise, decided in this process.
     ``values``: the notebook's answers, computed in one sandbox run (:func:`run_answers`);
-    ``run``: this exercise's outputs when they were computed already (:func:`run_exercises`)."""
+    ``run``: this exercise's outputs when they were computed already (``sandbox.run_exercises``)."""
     from backbones.exercises.core import Result, run_check
 
     exercise, kind = graded_exercise(check)
@@ -569,10 +477,10 @@ def grade_exercise(check: str, function: str, source: str, defined: dict, broken
     if function not in defined:
         for text, error in broken:
             if re.search(rf"\b(def|class)\s+{re.escape(function)}\b", text):
-                return Result(exercise.name, "failed", f"the cell that defines {function} does not parse: {error}")
+                return Result(exercise.name, "failed", f"the cell that defines {function} cannot be read: {error}")
         return Result(exercise.name, "failed", f"no definition of {function} in the notebook's code cells")
     if run is None:
-        run = run_in_sandbox(source, function, kind, exercise.cases(), timeout=timeout, library=library, hide=hide)
+        run = run_exercises(source, [(function, kind, exercise.cases())], timeout=timeout, library=library)[0]
     seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
     result = run_check(exercise, _replay(run, function, timeout), seconds=seconds)
     if result.message.startswith("stopped after"):  # say which function was running when time ran out
@@ -586,7 +494,7 @@ def student_id(defined: dict[str, str]):
         return None
     try:
         return ast.literal_eval(ast.parse(defined[STUDENT_ID]).body[0].value)
-    except (ValueError, SyntaxError, IndexError, AttributeError):
+    except (ValueError, SyntaxError, IndexError, AttributeError, RecursionError, MemoryError):
         return None
 
 
@@ -597,8 +505,7 @@ class ValueRun:
     timeout: float
 
 
-def run_answers(nb: dict, answers: list[str], source: str, defined: dict, *, timeout: float, library: Path,
-                hide: list[Path]) -> ValueRun:
+def run_answers(nb: dict, answers: list[str], source: str, defined: dict, *, timeout: float, library: Path) -> ValueRun:
     """Compute every answer of a notebook in one sandboxed child: the definitions, then each
     statement an answer needs, one at a time (a statement that fails fails only the answers that
     need it)."""
@@ -608,8 +515,8 @@ def run_answers(nb: dict, answers: list[str], source: str, defined: dict, *, tim
     if not present:
         return ValueRun(None, [], timeout)
     statements, needs = answer_statements(nb, present, student_id(defined))
-    run = run_in_sandbox(source, "", "value", [Case(a) for a in present], timeout=timeout, library=library,
-                         hide=hide, extra={"statements": statements, "answers": [[a, needs[a]] for a in present]})
+    run = run_value_answers(source, [Case(a) for a in present], statements, [[a, needs[a]] for a in present],
+                            timeout=timeout, library=library)
     return ValueRun(run, present, timeout)
 
 
@@ -621,7 +528,7 @@ def _grade_value(exercise, answer: str, defined: dict, broken: list, values: Val
     if answer not in defined:
         for text, error in broken:
             if re.search(rf"^\s*{re.escape(answer)}\s*=", text, re.MULTILINE):
-                return Result(exercise.name, "failed", f"the cell that sets {answer} does not parse: {error}")
+                return Result(exercise.name, "failed", f"the cell that sets {answer} cannot be read: {error}")
         return Result(exercise.name, "failed", f"no {answer} = ... in the notebook's code cells")
     student = student_id(defined)
     if not isinstance(student, str) or not student.strip():  # say so before anything that needs the variant
@@ -641,11 +548,16 @@ def _grade_value(exercise, answer: str, defined: dict, broken: list, values: Val
 
 
 def _fingerprint(path: Path) -> tuple[str, int]:
-    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+    data = read_regular(path, MAX_NOTEBOOK)
+    return hashlib.sha256(data or b"").hexdigest(), os.lstat(path).st_mtime_ns
+
+
+def _id_text(student) -> str:
+    return student.strip()[:100] if isinstance(student, str) else ""
 
 
 def grade(submission: Path, master: Path | None, *, name: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-          library: Path | None = None, hide: list[Path] = ()) -> list[Row]:
+          library: Path | None = None) -> list[Row]:
     """The rows of one submission: one per exercise of its chapter (or one that says what is wrong)."""
     name = name or submission.name
     if master is None:
@@ -653,26 +565,24 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
     checks = checks_in(load_notebook(master))
     try:
         nb = read_submission(submission)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         return [Row(name, check, False, str(error)) for check, _ in checks]
-    answers = set()
-    for check, answer in checks:
+    answers, graded = set(), set()
+    for check, graded_name in checks:
         try:
-            if graded_exercise(check)[1] == "value":
-                answers.add(answer)
+            (answers if graded_exercise(check)[1] == "value" else graded).add(graded_name)
         except Exception:  # an unknown check: its own row says so below
             pass
-    source, defined, broken = definitions(nb, answers)
+    source, defined, broken = definitions(nb, answers, graded)
+    student = student_id(defined)
     rows = []
-    hide = [*hide, submission.parent, master.parent]
-    with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
+    with temporary_folder("lib") as tmp:
         library = library or library_copy(Path(tmp))
         values = None
-        student = student_id(defined)
         if answers and isinstance(student, str) and student.strip() and student.strip() != BOOK_ID:
             try:
                 values = run_answers(nb, [a for _, a in checks if a in answers], source, defined, timeout=timeout,
-                                     library=library, hide=hide)
+                                     library=library)
             except Exception:  # each value exercise's row says it could not be computed
                 values = None
         runs: dict[str, SandboxRun] = {}
@@ -686,49 +596,80 @@ def grade(submission: Path, master: Path | None, *, name: str | None = None, tim
                 jobs.append((check, function, kind, exercise.cases()))
         if jobs:
             try:
-                done = run_exercises(source, [(f, k, c) for _, f, k, c in jobs], timeout=timeout, library=library,
-                                     hide=hide)
+                done = run_exercises(source, [(f, k, c) for _, f, k, c in jobs], timeout=timeout, library=library)
                 runs = {check: run for (check, *_), run in zip(jobs, done)}
             except Exception:  # each exercise then runs on its own below
                 runs = {}
         for check, function in checks:
             try:
                 result = grade_exercise(check, function, source, defined, broken, timeout=timeout,
-                                        library=library, hide=hide, values=values, run=runs.get(check))
+                                        library=library, values=values, run=runs.get(check))
             except Exception as error:  # the grader's own failure costs this exercise, not the batch
-                rows.append(Row(name, check, False, f"could not be graded ({type(error).__name__}: {error})"))
+                rows.append(Row(name, check, False, f"could not be graded ({type(error).__name__}: {error})",
+                                _id_text(student)))
                 continue
-            rows.append(Row(name, check, result.passed, " ".join(result.message.split())))
+            rows.append(Row(name, check, result.passed, " ".join(result.message.split()), _id_text(student)))
     return rows
+
+
+def _printable(path: str) -> str:
+    """A file name as text that any report can hold (bytes that are not UTF-8 written as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def find_submissions(submissions: list[Path]) -> list[Path]:
+    """Every ``*.ipynb`` entry named or found in the folders given, links included (as links:
+    their rows say they are not followed), never following a linked folder."""
+    found = set()
+    for given in submissions:
+        given = Path(os.path.abspath(given))
+        if given.is_dir() and not given.is_symlink():
+            for folder, folders, files in os.walk(given, followlinks=False):
+                found |= {Path(folder) / f for f in [*files, *folders] if f.endswith(".ipynb")}
+                folders[:] = [f for f in folders if not f.endswith(".ipynb")]
+        else:
+            found.add(given)
+    return sorted(found)
 
 
 def grade_all(submissions: list[Path], *, master: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S,
               root: Path | None = None, submissions_root: Path | None = None, out: Path | None = None
               ) -> list[Row]:
     """Grade every submission (files, or folders searched for ``*.ipynb``); rows name each file by
-    its path relative to the submissions' common folder. No submission is written to: one that
-    changes while it is graded gets a row saying so."""
-    files = sorted({p for s in submissions for p in (sorted(Path(s).rglob("*.ipynb")) if Path(s).is_dir() else [Path(s)])})
+    its path relative to the submissions' common folder. No submission is written to, no link is
+    followed; one that changes while it is graded gets a row saying so, and so does every
+    submission whose ``STUDENT_ID`` another submission of the same chapter also uses."""
+    sweep()  # what a grader that was killed left behind
+    files = find_submissions(submissions)
     if not files:
         return []
-    base = submissions_root or Path(os.path.commonpath([p.resolve().parent for p in files]))
+    base = Path(os.path.abspath(submissions_root)) if submissions_root else Path(
+        os.path.commonpath([p.parent for p in files]))
     book = root or _root_or_none()
     masters = [] if master else chapter_notebooks(book) if book else []
-    hide = [p for p in (book, base, out) if p is not None]
-    import backbones
-
-    hide.append(Path(backbones.__file__).resolve().parent)  # the installed library, exercises included
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="grade-lib-") as tmp:
+    rows: list[Row] = []
+    ids: dict[tuple[str, str], list[str]] = {}
+    with temporary_folder("lib") as tmp:
         library = library_copy(Path(tmp))
         for submission in files:
-            name = submission.resolve().relative_to(base).as_posix() if submission.resolve().is_relative_to(base) \
-                else submission.name
-            before = _fingerprint(submission)
-            rows += grade(submission, master or find_master(submission, masters), name=name, timeout=timeout,
-                          library=library, hide=hide)
-            if _fingerprint(submission) != before:
-                rows.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
+            name = _printable(os.path.relpath(submission, base) if submission.is_relative_to(base) else submission.name)
+            chapter = master or find_master(submission, masters)
+            try:
+                before = _fingerprint(submission) if os.path.isfile(submission) and not submission.is_symlink() else None
+                graded = grade(submission, chapter, name=name, timeout=timeout, library=library)
+                if before is not None and _fingerprint(submission) != before:
+                    graded.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
+            except Exception as error:  # whatever one file does costs its own rows only
+                graded = [Row(name, "-", False, f"could not be graded ({type(error).__name__}: {str(error)[:200]})")]
+            rows += graded
+            student = next((r.student for r in graded if r.student), "")
+            if student and chapter is not None:
+                ids.setdefault((chapter.stem, student), []).append(name)
+    for (_, student), names in ids.items():
+        for name in names if len(names) > 1 else []:
+            others = ", ".join(n for n in names if n != name)
+            rows.append(Row(name, "-", False, f"STUDENT_ID {student!r} is also the id of {others}: a copied "
+                                              f"notebook, or an id to correct", student))
     return rows
 
 
@@ -741,29 +682,32 @@ def _root_or_none() -> Path | None:
 
 def _cell(value) -> str:
     """A CSV cell that a spreadsheet will not run: text starting with = + - @ (or a tab or CR)
-    gets a leading apostrophe; long messages are cut."""
-    text = str(value)
+    gets a leading apostrophe; long messages are cut; text that is not UTF-8 is escaped."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + " ..."
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
-    """Write grades.csv and summary.csv into ``out``; return the summary."""
+    """Write grades.csv and summary.csv into ``out``; return the summary ``(file, passed, total)``."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["file", "exercise", "passed", "message"])
-        writer.writerows([_cell(row.file), _cell(row.exercise), row.passed, _cell(row.message)] for row in rows)
+        writer.writerow(["file", "student_id", "exercise", "passed", "message"])
+        writer.writerows([_cell(row.file), _cell(row.student), _cell(row.exercise), row.passed, _cell(row.message)]
+                         for row in rows)
     summary: dict[str, tuple[int, int]] = {}
+    students: dict[str, str] = {}
     for row in rows:
         passed, total = summary.get(row.file, (0, 0))
         summary[row.file] = (passed + row.passed, total + (row.exercise != "-"))
+        students[row.file] = students.get(row.file) or row.student
     table = [(file, passed, total) for file, (passed, total) in summary.items()]
     with open(out / "summary.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["file", "passed", "total"])
-        writer.writerows([_cell(file), passed, total] for file, passed, total in table)
+        writer.writerow(["file", "student_id", "passed", "total"])
+        writer.writerows([_cell(file), _cell(students[file]), passed, total] for file, passed, total in table)
     return table
 
 
@@ -776,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.submissions:
         parser.error("no submissions given")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated grader still removes its folders
     print(sandbox_note(), file=sys.stderr)
     rows = grade_all(args.submissions, master=args.master, timeout=args.timeout, out=args.out.resolve())
     table = write_reports(rows, args.out)
@@ -785,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if not row.passed and row.exercise != "-":
             print(f"  {row.file} {row.exercise}: {row.message[:160]}")
+        elif row.exercise == "-":
+            print(f"  {row.file}: {row.message[:160]}")
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'summary.csv'}")
     return 0
 
