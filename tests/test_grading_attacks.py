@@ -107,17 +107,6 @@ def attack():
                                         b"'shape': (4000000000,), }" + b" " * 42 + b"\\n" + bytes(64))
     numpy.savez = bomb
     return False
-
-    import os
-    import time
-    for _ in range(2000):
-        try:
-            if os.fork() == 0:
-                time.sleep(60)
-                os._exit(0)
-        except OSError:
-            return False
-    return True
 '''
 
 FORKS = '''
@@ -430,3 +419,30 @@ def test_what_a_killed_grader_left_behind_is_swept(tmp_path):
             assert left <= ours()  # still there
             sandbox.sweep()
         assert not left & ours(), kill
+
+
+def test_the_notebook_check_warns_when_the_grader_will_not_see_a_name():
+    """The notebook and the grader read a notebook the same way (``reading``): a name set by
+    ``globals()`` or a magic is named in the check's note; a plain constant, even one computed
+    by an expression, is not."""
+    from backbones.exercises.core import grader_note
+
+    namespace = {"__name__": "__main__"}
+    exec("def f(x):\n    pass\ndef g(x):\n    pass", namespace)  # noqa: S102
+    history = ["import torch", "globals()['EPS'] = 1e-12", "SCALE = %time 2",
+               "def f(x):\n    return x + EPS * SCALE + torch.pi", "OK = 10 ** -3\ndef g(x):\n    return x + OK"]
+    note = grader_note(namespace["f"], history)
+    assert "`EPS`, `SCALE`" in note and "f fails when graded" in note
+    assert grader_note(namespace["g"], history) is None
+
+
+def test_no_master_function_reads_what_the_grader_would_not_see():
+    from backbones.book import chapter_notebooks, load_notebook
+    from backbones.exercises.reading import unseen_names
+
+    for master in chapter_notebooks(ROOT):
+        nb = load_notebook(master)
+        history = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+        for check, function in grader.checks_in(nb):
+            if grader.graded_exercise(check)[1] != "value":
+                assert unseen_names(history, function) == [], (master.name, function)

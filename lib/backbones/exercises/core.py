@@ -284,8 +284,40 @@ def report(result: Result) -> None:
 
 
 def check(exercise: Exercise, fn: Callable) -> None:
-    """Check ``fn`` against ``exercise`` and show the result. Returns nothing on purpose."""
+    """Check ``fn`` against ``exercise`` and show the result. Returns nothing on purpose.
+    In a notebook, also warn when ``fn`` reads a name the grader will not define."""
     report(run_check(exercise, fn))
+    note = grader_note(fn)
+    if note:
+        print(note)
+
+
+def grader_note(fn: Callable, history: list[str] | None = None) -> str | None:
+    """A warning when ``fn``, defined in the notebook, reads a global that the grader would leave
+    undefined (set by a magic, ``exec`` or ``globals()[...]``): the grader runs only the notebook's
+    imports, definitions and the statements graded code reads from (``reading.definitions``).
+    ``history``: the notebook's code cells (default: IPython's raw input history)."""
+    from backbones.exercises.reading import unseen_names
+
+    if getattr(fn, "__globals__", {}).get("__name__") != "__main__":
+        return None
+    if history is None:
+        try:
+            from IPython import get_ipython
+
+            history = list(get_ipython().history_manager.input_hist_raw)
+        except Exception:  # not in IPython: nothing to compare with
+            return None
+    try:
+        names = unseen_names(history, fn.__name__)
+    except Exception:  # a history the reader cannot follow: no warning rather than a wrong one
+        return None
+    if not names:
+        return None
+    listed = ", ".join(f"`{n}`" for n in names)
+    return (f"  note: the grader runs only this notebook's imports, definitions and the plain statements "
+            f"{fn.__name__} reads from; it will not see {listed} (set by a magic, exec or globals()?): "
+            f"set {'it' if len(names) == 1 else 'them'} with a plain assignment, or {fn.__name__} fails when graded")
 
 
 # Answer values with a variant per student ---------------------------------------------------------

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from backbones.exercises import _child  # imported now, before any submission runs: never re-read later
 from backbones.exercises.core import TIME_LIMIT_S
+from backbones.exercises.reading import read_regular
 
 CHILD = Path(_child.__file__)
 TEMP_PREFIX = "backbones-grade-"  # + the grader's pid: what a killed grader left is swept at the next start
@@ -452,21 +453,6 @@ def _watch(process: subprocess.Popen, work: Path, timeout: float, group: Cgroup 
 
 
 # Reading what came back ---------------------------------------------------------------------------
-
-def read_regular(path: Path, limit: int) -> bytes | None:
-    """The bytes of ``path`` when it is a regular file (not a link, a FIFO, a device) of at most
-    ``limit`` bytes; else None. Never blocks, never follows a link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        data = file.read(limit + 1)
-    return data if len(data) <= limit else None
-
 
 def read_arrays(data: bytes) -> dict:
     """The arrays of an ``.npz`` written by the child, read within limits: at most
