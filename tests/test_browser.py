@@ -92,6 +92,30 @@ def test_exercise_solution_opens_from_its_toggle(built_html, page, cdn_mirrors):
         solution.screenshot(path=str(SCREENSHOTS / "exercise_solution_open.png"))
 
 
+def _chapters_with_solutions() -> list[str]:
+    from backbones.book import SOLUTION, chapter_notebooks
+
+    return [m.stem for m in chapter_notebooks(ROOT) if SOLUTION in m.read_text()]
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter", _chapters_with_solutions())
+def test_no_solution_is_visible_before_its_toggle_is_opened(chapter, built_html, page, cdn_mirrors):
+    """What a reader sees of a chapter, before opening anything, holds no solution: every cell
+    with `# BEGIN SOLUTION` is in a closed toggle, and no visible text on the page contains it."""
+    from backbones.book import load_notebook
+
+    master = load_notebook(ROOT / "chapters" / f"{chapter}.ipynb")
+    solutions = sum("# BEGIN SOLUTION" in "".join(c["source"]) for c in master["cells"])
+    with serve(built_html) as base:
+        page.goto(f"{base}/chapters/{chapter}.html")
+        toggles = page.locator("details.hide.above-input", has_text="BEGIN SOLUTION")
+        assert toggles.count() == solutions
+        shown = page.get_by_text("BEGIN SOLUTION")
+        assert shown.count() >= solutions
+        assert not any(shown.nth(i).is_visible() for i in range(shown.count()))
+
+
 @pytest.mark.book
 @pytest.mark.parametrize("chapter, expected_views", [("07_attention", 2), ("08_transformer", 1)])
 def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built_html, page, cdn_mirrors):

@@ -248,3 +248,18 @@ def test_library_source_shown_on_a_page_fits_it():
         code = eval(call, namespace)  # noqa: S307 - the book's own chapters
         wide = [line for line in code.data.splitlines() if len(line) > CODE_WIDTH]
         assert wide == [], f"{call} shows lines wider than the page: {wide}"
+
+
+def test_a_solution_shown_on_the_page_is_caught(scratch_book):
+    """A master's solution cell must be behind a toggle on the rendered page (tag hide-input)."""
+    from backbones.book import HIDDEN, SOLUTION
+    from backbones.exercises.student import BEGIN
+
+    assert SOLUTION == BEGIN
+
+    def show_a_solution(nb):
+        cell = next(c for c in nb["cells"] if SOLUTION in "".join(c["source"]))
+        cell["metadata"]["tags"].remove(HIDDEN)
+
+    _edit(scratch_book, show_a_solution)
+    assert any("shows it on the page" in p for p in notebook_problems(scratch_book, scratch_book.parents[1]))

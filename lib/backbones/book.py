@@ -118,6 +118,10 @@ def load_notebook(path: Path) -> dict:
         return json.load(file)
 
 
+SOLUTION = "# BEGIN SOLUTION"  # exercises.student.BEGIN: a master's solution starts here
+HIDDEN = "hide-input"          # what puts a cell's code behind a toggle on the rendered page
+
+
 def notebook_problems(path: Path, root: Path) -> list[str]:
     """What is wrong with a master notebook as committed (an empty list when nothing is)."""
     nb = load_notebook(path)
@@ -134,6 +138,10 @@ def notebook_problems(path: Path, root: Path) -> list[str]:
         problems.append("the first code cell is not the Colab setup cell (python -m backbones.book setup-cell)")
     elif SETUP_TAG not in code_cells[0].get("metadata", {}).get("tags", []):
         problems.append(f"the Colab setup cell is not tagged {SETUP_TAG!r}")
+    for number, cell in enumerate(code_cells, start=1):
+        if SOLUTION in "".join(cell["source"]) and HIDDEN not in cell.get("metadata", {}).get("tags", []):
+            problems.append(f"code cell {number} holds an exercise's solution but shows it on the page: tag it "
+                            f"{HIDDEN!r} (the rendered book opens it from a toggle)")
     for number, cell in enumerate(code_cells, start=1):
         if SETUP_TAG in cell.get("metadata", {}).get("tags", []):
             continue  # not on the page
