@@ -250,7 +250,7 @@ def hostile(tmp_path_factory):
     (folder / "linked-folder").symlink_to(ROOT / "chapters")  # a linked folder is not searched
 
     start = time.monotonic()
-    rows = grade_all([folder], timeout=TIMEOUT, root=ROOT, out=out)
+    rows = grade_all([folder], timeout=TIMEOUT, root=ROOT)
     seconds = time.monotonic() - start
     summary = write_reports(rows, out)
     stop.set()

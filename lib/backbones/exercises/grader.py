@@ -408,8 +408,7 @@ def find_submissions(submissions: list[Path]) -> list[Path]:
 
 
 def grade_all(submissions: list[Path], *, master: Path | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-              root: Path | None = None, submissions_root: Path | None = None, out: Path | None = None
-              ) -> list[Row]:
+              root: Path | None = None, submissions_root: Path | None = None) -> list[Row]:
     """Grade every submission (files, or folders searched for ``*.ipynb``); rows name each file by
     its path relative to the submissions' common folder. No submission is written to, no link is
     followed; one that changes while it is graded gets a row saying so, and so does every
@@ -497,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no submissions given")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated grader still removes its folders
     print(sandbox_note(), file=sys.stderr)
-    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout, out=args.out.resolve())
+    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout)
     table = write_reports(rows, args.out)
     width = max((len(file) for file, _, _ in table), default=0)
     for file, passed, total in table:
