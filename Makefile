@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make book   set up (once) and build the book into _build/html, executing every chapter
 #   make test   the same set-up, the book build, then the whole test suite
+#   make check  the inner loop: the library and exercise tests, without the book or the slow ones
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
@@ -9,7 +10,7 @@ PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.ready
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: book test clean browser
+.PHONY: book test check clean browser
 
 # A virtual environment with the pinned versions (constraints.txt) and the library, editable.
 $(READY): requirements.txt requirements-book.txt requirements-test.txt constraints.txt pyproject.toml
@@ -40,6 +41,9 @@ book: $(READY) _build/.library-stamp
 
 test: book browser
 	$(PYTHON) -m pytest
+
+check: $(READY)
+	$(PYTHON) -m pytest -m "not book and not slow"
 
 clean:
 	rm -rf _build

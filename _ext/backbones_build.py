@@ -5,6 +5,7 @@
 - A chapter's Colab and Binder launch buttons open its *student* notebook (exercises without
   solutions) when one exists; the repository URL still comes from `_config.yml` alone.
 """
+
 import os
 from pathlib import Path
 

@@ -12,6 +12,7 @@ dimension product) against this machine's measured float32 matrix-multiply peak,
 any evaluator that does that product, and the work ours does instead.
 Written to benchmarks/results/analogy_speed.json with the machine named.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from backbones import records, words
@@ -48,8 +48,10 @@ def gensim_answers(vectors: words.WordVectors, questions, restrict: int) -> list
 
     keyed = KeyedVectors(vectors.dim)
     keyed.add_vectors(vectors.words, vectors.vectors.numpy())
-    return keyed, [keyed.most_similar(positive=[b, c], negative=[a], topn=1, restrict_vocab=restrict)[0][0]
-                   for a, b, c, _ in questions]
+    return keyed, [
+        keyed.most_similar(positive=[b, c], negative=[a], topn=1, restrict_vocab=restrict)[0][0]
+        for a, b, c, _ in questions
+    ]
 
 
 def main(argv: list[str]) -> dict:
@@ -69,7 +71,8 @@ def main(argv: list[str]) -> dict:
     keyed, theirs = gensim_answers(glove, covered, args.restrict)
     gensim_s, (gensim_score, sections) = best_of(
         lambda: keyed.evaluate_word_analogies(datapath("questions-words.txt"), restrict_vocab=args.restrict),
-        args.repeats)
+        args.repeats,
+    )
     gensim_covered = sum(len(s["correct"]) + len(s["incorrect"]) for s in sections if s["section"] != "Total accuracy")
     agree = sum(p == t for p, t in zip(predicted, theirs))
     # the roofline
@@ -79,30 +82,45 @@ def main(argv: list[str]) -> dict:
     pairs = len({q[:2] for q in covered})
     peak = matmul_peak()
     run = {
-        "questions_total": ours.total, "questions_covered": n, "gensim_covered": gensim_covered,
-        "accuracy_ours": round(ours.accuracy, 4), "accuracy_gensim": round(float(gensim_score), 4),
-        "same_answer": agree, "different_answer": n - agree,
-        "gensim_seconds": round(gensim_s, 3), "ours_seconds": round(ours_s, 3),
+        "questions_total": ours.total,
+        "questions_covered": n,
+        "gensim_covered": gensim_covered,
+        "accuracy_ours": round(ours.accuracy, 4),
+        "accuracy_gensim": round(float(gensim_score), 4),
+        "same_answer": agree,
+        "different_answer": n - agree,
+        "gensim_seconds": round(gensim_s, 3),
+        "ours_seconds": round(ours_s, 3),
         "speedup": round(gensim_s / ours_s, 1),
         "roofline": {
             "plain_product_GFLOP": round(plain_flop / 1e9, 1),
             "matmul_peak_GFLOPs": round(peak / 1e9, 1),
             "plain_product_at_peak_seconds": round(plain_flop / peak, 3),
             "speedup_bound_of_a_plain_product": round(gensim_s / (plain_flop / peak), 1),
-            "distinct_query_words": distinct, "distinct_pairs": pairs,
+            "distinct_query_words": distinct,
+            "distinct_pairs": pairs,
             "ours_products_GFLOP": round(2 * distinct * v * d / 1e9, 2),
-            "ours_note": ("ours computes the cosines of the distinct query words with the vocabulary "
-                          "once (distinct x vocabulary x dimension), then per question adds rows "
-                          "(memory-bound) and tries the top candidates of each row before scoring "
-                          "the whole vocabulary"),
+            "ours_note": (
+                "ours computes the cosines of the distinct query words with the vocabulary "
+                "once (distinct x vocabulary x dimension), then per question adds rows "
+                "(memory-bound) and tries the top candidates of each row before scoring "
+                "the whole vocabulary"
+            ),
         },
     }
-    record = records.write_record(args.out, what="Google analogy set on GloVe 6B 50d: ours vs gensim's "
-                                  "evaluate_word_analogies (3CosAdd), same vectors and vocabulary limit",
-                                  settings={"restrict_vocab": args.restrict, "repeats": args.repeats,
-                                            "gensim": __import__("gensim").__version__,
-                                            "threads": torch.get_num_threads()},
-                                  runs=[run], argv=argv)
+    record = records.write_record(
+        args.out,
+        what="Google analogy set on GloVe 6B 50d: ours vs gensim's "
+        "evaluate_word_analogies (3CosAdd), same vectors and vocabulary limit",
+        settings={
+            "restrict_vocab": args.restrict,
+            "repeats": args.repeats,
+            "gensim": __import__("gensim").__version__,
+            "threads": torch.get_num_threads(),
+        },
+        runs=[run],
+        argv=argv,
+    )
     print(record["runs"][0])
     return record
 

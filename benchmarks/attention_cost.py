@@ -8,6 +8,7 @@ Memory is what torch's profiler counts as allocated during one call (the sum of 
 allocations), on the CPU, or the peak allocated on a CUDA device. Results go to
 benchmarks/results/attention_cost.json with the machine named.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -63,16 +64,30 @@ def main() -> int:
         naive = lambda: bb.layers.scaled_dot_product_attention(q, k, v)  # noqa: E731
         fused = lambda: F.scaled_dot_product_attention(q, k, v)  # noqa: E731
         torch.testing.assert_close(naive(), fused(), rtol=1e-4, atol=1e-5)
-        row = {"N": n, "naive_ms": round(best_time(naive) * 1e3, 2), "fused_ms": round(best_time(fused) * 1e3, 2),
-               "naive_MB": round(allocated_bytes(naive, device) / 2**20, 2),
-               "fused_MB": round(allocated_bytes(fused, device) / 2**20, 2),
-               "scores_MB": round(4 * n * n * 4 / 2**20, 2)}
+        row = {
+            "N": n,
+            "naive_ms": round(best_time(naive) * 1e3, 2),
+            "fused_ms": round(best_time(fused) * 1e3, 2),
+            "naive_MB": round(allocated_bytes(naive, device) / 2**20, 2),
+            "fused_MB": round(allocated_bytes(fused, device) / 2**20, 2),
+            "scores_MB": round(4 * n * n * 4 / 2**20, 2),
+        }
         rows.append(row)
         print(row)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": machine(),
-                                   "device": str(device), "setting": "batch 1, 4 heads of 64, float32",
-                                   "rows": rows}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "date": datetime.date.today().isoformat(),
+                "machine": machine(),
+                "device": str(device),
+                "setting": "batch 1, 4 heads of 64, float32",
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS}")
     return 0
 

@@ -9,6 +9,7 @@ the per-chapter times are Jupyter Book's own execution report (the data behind t
 machine they were measured on. Budget: the whole book executes in <= 8 minutes on 2 CPU
 cores, no chapter over 90 s; the script exits non-zero when a budget is exceeded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def machine() -> dict:
         pass
     import torch
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def time_install(workdir: Path) -> float:
@@ -46,10 +52,28 @@ def time_install(workdir: Path) -> float:
     venv = workdir / "venv"
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                    "-r", "requirements.txt", "-r", "requirements-book.txt", "-r", "requirements-test.txt",
-                    "-c", "constraints.txt", "-e", "."],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "-r",
+            "requirements.txt",
+            "-r",
+            "requirements-book.txt",
+            "-r",
+            "requirements-test.txt",
+            "-c",
+            "constraints.txt",
+            "-e",
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -57,13 +81,19 @@ def time_build(workdir: Path) -> tuple[float, dict[str, float]]:
     """Seconds for a clean `jupyter-book build`, and each notebook's execution time."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     start = time.perf_counter()
-    subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(workdir), "-W", "-n",
-                    "--keep-going"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(workdir), "-W", "-n", "--keep-going"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - start
     with open(workdir / "_build" / ".doctrees" / "environment.pickle", "rb") as file:
         env = pickle.load(file)
-    chapters = {name: round(meta["exec_data"]["runtime"], 2)
-                for name, meta in sorted(env.nb_metadata.items()) if meta.get("exec_data")}
+    chapters = {
+        name: round(meta["exec_data"]["runtime"], 2)
+        for name, meta in sorted(env.nb_metadata.items())
+        if meta.get("exec_data")
+    }
     return seconds, chapters
 
 

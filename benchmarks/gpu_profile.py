@@ -17,6 +17,7 @@ says so). What it times:
 
 Writes ``benchmarks/results/gpu_profile.json`` (``--out`` elsewhere).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,15 @@ def stand_in_data(images: int, size: int) -> bb.ImageData:
     train = TensorDataset(x.repeat(repeats, 1, 1, 1)[:images], y.repeat(repeats)[:images])
     tx, ty = digits.tensors(split="test")
     test = TensorDataset(F.interpolate(tx, size=size, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1), ty)
-    return bb.ImageData(name="digits-as-cifar", train=train, test=test, classes=digits.classes, in_channels=3,
-                        image_size=size, note=f"digits upsampled to {size}x{size}, repeated to {images:,}")
+    return bb.ImageData(
+        name="digits-as-cifar",
+        train=train,
+        test=test,
+        classes=digits.classes,
+        in_channels=3,
+        image_size=size,
+        note=f"digits upsampled to {size}x{size}, repeated to {images:,}",
+    )
 
 
 def synchronize() -> None:
@@ -62,8 +70,12 @@ def synchronize() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry", action="store_true", help="tiny sizes on the CPU, to test the script")
-    parser.add_argument("--landscape-budget", type=float, default=150.0,
-                        help="seconds per network for the 51x51 landscape before extrapolating")
+    parser.add_argument(
+        "--landscape-budget",
+        type=float,
+        default=150.0,
+        help="seconds per network for the 51x51 landscape before extrapolating",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "gpu_profile.json")
     args = parser.parse_args()
     os.environ.setdefault("BACKBONES_PROGRESS", "off")
@@ -75,20 +87,27 @@ def main() -> None:
     images_n = 64 if args.dry else 10_000
     points = 3 if args.dry else paper.pick(quick=19, gpu=21, paper=51)
     data = stand_in_data(images_n, 32)
-    record = {"machine": machine(), "device": str(device), "date": datetime.date.today().isoformat(),
-              "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-              "data": data.note + " (timing only: not CIFAR-10's accuracy)", "dry": args.dry,
-              "mixed_precision": str(bb.train.amp_dtype(device))}
+    record = {
+        "machine": machine(),
+        "device": str(device),
+        "date": datetime.date.today().isoformat(),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "data": data.note + " (timing only: not CIFAR-10's accuracy)",
+        "dry": args.dry,
+        "mixed_precision": str(bb.train.amp_dtype(device)),
+    }
 
     start = time.perf_counter()
     batch_size = 16 if args.dry else 128
-    runs = bb.experiments.degradation(data, depths=(20, 56), steps=steps, batch_size=batch_size, lr=0.1,
-                                      device=device)
+    runs = bb.experiments.degradation(data, depths=(20, 56), steps=steps, batch_size=batch_size, lr=0.1, device=device)
     synchronize()
-    record["degradation"] = {"steps": steps, "batch_size": batch_size,
-                             "seconds": round(time.perf_counter() - start, 2),
-                             "per_network": {n: round(h.seconds, 2) for n, (_, h) in runs.items()},
-                             "final_training_loss": {n: h.final_loss() for n, (_, h) in runs.items()}}
+    record["degradation"] = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "seconds": round(time.perf_counter() - start, 2),
+        "per_network": {n: round(h.seconds, 2) for n, (_, h) in runs.items()},
+        "final_training_loss": {n: h.final_loss() for n, (_, h) in runs.items()},
+    }
     print(json.dumps(record["degradation"]), flush=True)
 
     images, labels = (t.to(device) for t in data.tensors(images_n))
@@ -99,15 +118,18 @@ def main() -> None:
         directions = [bb.landscape.random_direction(model, seed=s) for s in (1, 2)]
         measured, start = 0, time.perf_counter()
         for row in range(points):  # a row at a time, so a time budget can stop it
-            bb.landscape.loss_surface(model, directions, [alphas, alphas[row:row + 1]], images, labels)
+            bb.landscape.loss_surface(model, directions, [alphas, alphas[row : row + 1]], images, labels)
             synchronize()
             measured += points
             if time.perf_counter() - start > args.landscape_budget:
                 break
         seconds = time.perf_counter() - start
-        record["landscape"][name] = {"points_measured": measured, "seconds_measured": round(seconds, 2),
-                                     "seconds_for_grid": round(seconds * points * points / measured, 1),
-                                     "extrapolated": measured < points * points}
+        record["landscape"][name] = {
+            "points_measured": measured,
+            "seconds_measured": round(seconds, 2),
+            "seconds_for_grid": round(seconds * points * points / measured, 1),
+            "extrapolated": measured < points * points,
+        }
         print(name, json.dumps(record["landscape"][name]), flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ one after another, each on its own clock. The floor under each submission is the
 a fresh interpreter importing torch and the library, which the student's own imports cause; it
 is measured alone. Results go to benchmarks/results/grading_speed.json.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -45,7 +46,9 @@ def main() -> None:
         folder = Path(tmp) / "submissions"
         folder.mkdir()
         for i in range(10):
-            shutil.copyfile(ROOT / "chapters" / "01_getting_started.ipynb", folder / f"m{i:02}-01_getting_started.ipynb")
+            shutil.copyfile(
+                ROOT / "chapters" / "01_getting_started.ipynb", folder / f"m{i:02}-01_getting_started.ipynb"
+            )
             shutil.copyfile(ROOT / "student" / "01_getting_started.ipynb", folder / f"s{i:02}-01_getting_started.ipynb")
         start = time.perf_counter()
         rows = grader.grade_all([folder], root=ROOT)
@@ -64,15 +67,18 @@ def main() -> None:
                 sandbox.bubblewrap = original
     result = {
         "what": "grade_all on 20 submissions of chapter 1 (2 exercises each, both in one child per submission)",
-        "machine": machine(), "date": datetime.date.today().isoformat(), "sandbox": grader.sandbox_note(),
-        "batch_seconds": round(batch, 1), "per_submission_seconds": round(batch / 20, 2),
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "sandbox": grader.sandbox_note(),
+        "batch_seconds": round(batch, 1),
+        "per_submission_seconds": round(batch / 20, 2),
         "per_exercise_seconds": round(batch / 40, 2),
         "child_start_floor_seconds": round(floor, 2),
         "one_submission_seconds": {k: round(v, 2) for k, v in timings.items()},
         "sandbox_overhead_per_submission_seconds": round(timings["bubblewrap"] - timings["no filesystem sandbox"], 2),
         "note": "per submission, one child's start (import torch and backbones) is the floor; the rest is bwrap, "
-                "the library copy and the checks' cases (until 2026-11-28 each exercise had its own child: "
-                "235.7 s for this batch)",
+        "the library copy and the checks' cases (until 2026-11-28 each exercise had its own child: "
+        "235.7 s for this batch)",
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

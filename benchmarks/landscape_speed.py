@@ -15,6 +15,7 @@ torch's FlopCounterMode, and without the multiplications by a convolution's zero
 oneDNN skips), this machine's measured matrix-multiply peak in float32 and bfloat16, and from
 them the fastest any exact evaluation could run: the ceiling on the speed-up over the reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,11 @@ def trace(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, list[tup
     """One forward pass over ``images``: torch's FLOP count, and every convolution and linear
     layer with the shape of its input, in the order they run."""
     calls = []
-    hooks = [m.register_forward_hook(lambda layer, inputs, output: calls.append((layer, inputs[0].shape)))
-             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [
+        m.register_forward_hook(lambda layer, inputs, output: calls.append((layer, inputs[0].shape)))
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(images)
     for hook in hooks:
@@ -77,14 +81,20 @@ def flops_without_padding(calls: list[tuple[torch.nn.Module, torch.Size]]) -> fl
         if isinstance(layer, torch.nn.Linear):
             flops += 2 * shape[0] * layer.in_features * layer.out_features
             continue
-        taps = torch.nn.functional.conv2d(torch.ones(1, 1, *shape[-2:]), torch.ones(1, 1, *layer.kernel_size),
-                                          stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+        taps = torch.nn.functional.conv2d(
+            torch.ones(1, 1, *shape[-2:]),
+            torch.ones(1, 1, *layer.kernel_size),
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+        )
         flops += 2 * shape[0] * taps.sum().item() * layer.in_channels // layer.groups * layer.out_channels
     return flops
 
 
-def convolution_floor(calls: list[tuple[torch.nn.Module, torch.Size]], dtype: torch.dtype, device: torch.device,
-                      repeats: int = 20) -> float:
+def convolution_floor(
+    calls: list[tuple[torch.nn.Module, torch.Size]], dtype: torch.dtype, device: torch.device, repeats: int = 20
+) -> float:
     """Seconds per grid point spent in the traced convolutions alone, each timed on its own in
     ``dtype``, channels-last, with the faster of two kernels: one grid point per call, or four grid
     points per call as a grouped convolution (more channels per call keep the vector units busier).
@@ -99,8 +109,12 @@ def convolution_floor(calls: list[tuple[torch.nn.Module, torch.Size]], dtype: to
             x = x.contiguous(memory_format=torch.channels_last)
             w = conv.weight.detach().to(dtype).repeat(grid_points, 1, 1, 1)
             with torch.no_grad():
-                seconds, _ = timed(lambda: torch.nn.functional.conv2d(x, w, stride=conv.stride, padding=conv.padding,
-                                                                      groups=grid_points), repeats)
+                seconds, _ = timed(
+                    lambda: torch.nn.functional.conv2d(
+                        x, w, stride=conv.stride, padding=conv.padding, groups=grid_points
+                    ),
+                    repeats,
+                )
             best = min(best, seconds / grid_points)
         total += best
     return total
@@ -116,8 +130,9 @@ def main() -> int:
     device = bb.get_device()
     bb.seed_everything(0)
     data = bb.load_image_data("cifar10" if args.full else "digits")
-    model = bb.models.cifar_resnet(56, in_channels=data.in_channels, num_classes=data.num_classes,
-                                   zero_init_residual=True).to(device)
+    model = bb.models.cifar_resnet(
+        56, in_channels=data.in_channels, num_classes=data.num_classes, zero_init_residual=True
+    ).to(device)
     bb.fit(model, data.loaders(64)[0], steps=100, lr=0.05)  # any trained weights do: speed is what we measure
     images, labels = (t.to(device) for t in data.tensors(10_000 if args.full else 512))
     points = args.points or (51 if args.full else 9)
@@ -125,19 +140,22 @@ def main() -> int:
     directions = [landscape.random_direction(model, seed=s) for s in (1, 2)]
 
     variants = {
-        "reference (rebuild weights, DataLoader of 128)":
-            lambda: landscape.reference_loss_surface(model, directions, grid, images, labels),
+        "reference (rebuild weights, DataLoader of 128)": lambda: landscape.reference_loss_surface(
+            model, directions, grid, images, labels
+        ),
         "ours, float32": lambda: landscape.loss_surface(model, directions, grid, images, labels),
-        "ours, bfloat16": lambda: landscape.loss_surface(model, directions, grid, images, labels,
-                                                          precision="bfloat16"),
+        "ours, bfloat16": lambda: landscape.loss_surface(model, directions, grid, images, labels, precision="bfloat16"),
     }
     repeats = 1 if args.full else args.repeats
     results, reference = {}, None
     for name, run in variants.items():
         seconds, surface = timed(run, repeats)
         reference = surface if reference is None else reference
-        results[name] = {"seconds": round(seconds, 3), "points_per_second": round(points**2 / seconds, 2),
-                         "max_relative_difference_to_reference": float(np.max(np.abs(surface - reference) / reference))}
+        results[name] = {
+            "seconds": round(seconds, 3),
+            "points_per_second": round(points**2 / seconds, 2),
+            "max_relative_difference_to_reference": float(np.max(np.abs(surface - reference) / reference)),
+        }
         print(f"{name:48} {seconds:8.2f} s  {points**2 / seconds:8.1f} points/s")
     base = results["reference (rebuild weights, DataLoader of 128)"]["seconds"]
     for result in results.values():
@@ -152,10 +170,16 @@ def main() -> int:
         "gflop_per_point_without_padding": round(useful / 1e9, 3),
         "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
         "reference_gflops_achieved": round(useful / reference_point / 1e9, 1),
-        "fraction_of_float32_peak": {name: round(useful * points**2 / r["seconds"] / peaks["float32"], 2)
-                                     for name, r in results.items() if "bfloat16" not in name},
-        "fraction_of_bfloat16_peak": {name: round(useful * points**2 / r["seconds"] / peaks["bfloat16"], 2)
-                                      for name, r in results.items() if "bfloat16" in name},
+        "fraction_of_float32_peak": {
+            name: round(useful * points**2 / r["seconds"] / peaks["float32"], 2)
+            for name, r in results.items()
+            if "bfloat16" not in name
+        },
+        "fraction_of_bfloat16_peak": {
+            name: round(useful * points**2 / r["seconds"] / peaks["bfloat16"], 2)
+            for name, r in results.items()
+            if "bfloat16" in name
+        },
         "ceiling_speedup_float32": round(reference_point / (useful / peaks["float32"]), 2),
         "ceiling_speedup_bfloat16": round(reference_point / (useful / peaks["bfloat16"]), 2),
         "fraction_of_bfloat16_peak_needed_for_5x": round(5 * useful / reference_point / peaks["bfloat16"], 2),
@@ -163,17 +187,30 @@ def main() -> int:
     floor = convolution_floor(calls, torch.bfloat16, device)
     roofline["convolutions_alone_bfloat16_ms_per_point"] = round(floor * 1e3, 2)
     roofline["speedup_bound_from_convolutions_alone"] = round(reference_point / floor, 2)
-    print(f"work per point: {counted / 1e9:.2f} GFLOP counted, {useful / 1e9:.2f} without padding; "
-          f"matmul peak {peaks['float32'] / 1e9:.0f} (float32) / {peaks['bfloat16'] / 1e9:.0f} (bfloat16) GFLOP/s")
-    print(f"the reference already runs at {useful / reference_point / 1e9:.0f} GFLOP/s: no exact evaluation "
-          f"can beat it by more than {roofline['ceiling_speedup_float32']}x in float32, "
-          f"{roofline['ceiling_speedup_bfloat16']}x in bfloat16")
-    print(f"the convolutions alone, best kernel, bfloat16: {floor * 1e3:.1f} ms per point "
-          f"(the reference: {reference_point * 1e3:.1f} ms): a bound of {reference_point / floor:.2f}x")
+    print(
+        f"work per point: {counted / 1e9:.2f} GFLOP counted, {useful / 1e9:.2f} without padding; "
+        f"matmul peak {peaks['float32'] / 1e9:.0f} (float32) / {peaks['bfloat16'] / 1e9:.0f} (bfloat16) GFLOP/s"
+    )
+    print(
+        f"the reference already runs at {useful / reference_point / 1e9:.0f} GFLOP/s: no exact evaluation "
+        f"can beat it by more than {roofline['ceiling_speedup_float32']}x in float32, "
+        f"{roofline['ceiling_speedup_bfloat16']}x in bfloat16"
+    )
+    print(
+        f"the convolutions alone, best kernel, bfloat16: {floor * 1e3:.1f} ms per point "
+        f"(the reference: {reference_point * 1e3:.1f} ms): a bound of {reference_point / floor:.2f}x"
+    )
     record = {
-        "date": datetime.date.today().isoformat(), "machine": machine(), "device": str(device),
-        "setting": {"model": "CIFAR ResNet-56 (width 16)", "data": data.name, "images": len(labels),
-                    "grid": f"{points}x{points}", "repeats": repeats},
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "device": str(device),
+        "setting": {
+            "model": "CIFAR ResNet-56 (width 16)",
+            "data": data.name,
+            "images": len(labels),
+            "grid": f"{points}x{points}",
+            "repeats": repeats,
+        },
         "results": results,
         "roofline": roofline,
         "target": "ours >= 5x the reference on CPU; the 51x51 full-scale surface in <= 5 min on an H100-class GPU",

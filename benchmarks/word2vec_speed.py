@@ -11,6 +11,7 @@ WordSim-353's human scores, over the pairs in the vocabulary; head500 is Porter-
 WordSim words are stemmed the same way before lookup (the record gives the unstemmed score too).
 Written to benchmarks/results/word2vec_speed.json with the machine named.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,26 @@ def main(argv: list[str]) -> dict:
     corpus = word2vec.load_corpus(args.corpus)
     stem = PorterStemmer().stem if corpus.name == "head500" else None
     pairs = words.similarity_pairs("wordsim353")
-    settings = {"dim": 100, "window": 5, "negative": 5, "epochs": args.epochs, "sample": 1e-3, "lr": 0.025,
-                "min_lr": 1e-4}
+    settings = {
+        "dim": 100,
+        "window": 5,
+        "negative": 5,
+        "epochs": args.epochs,
+        "sample": 1e-3,
+        "lr": 0.025,
+        "min_lr": 1e-4,
+    }
     threads = torch.get_num_threads()
     runs = []
     for seed in range(args.seeds):
         ours = word2vec.train_word2vec(corpus, seed=seed, **settings)
         theirs, gensim_wps = word2vec.train_gensim(corpus, seed=seed, workers=threads, **settings)
-        row = {"seed": seed, "ours_words_per_s": round(ours.words_per_second),
-               "gensim_words_per_s": round(gensim_wps),
-               "ours_final_loss": round(ours.losses[-1][1], 3)}
+        row = {
+            "seed": seed,
+            "ours_words_per_s": round(ours.words_per_second),
+            "gensim_words_per_s": round(gensim_wps),
+            "ours_final_loss": round(ours.losses[-1][1], 3),
+        }
         for name, vectors in (("ours", ours.vectors), ("gensim", theirs)):
             row[f"{name}_wordsim"], row["wordsim_pairs_missing"] = words.similarity_score(vectors, pairs, key=stem)
             row[f"{name}_wordsim_unstemmed"], row["unstemmed_missing"] = words.similarity_score(vectors, pairs)
@@ -55,26 +66,44 @@ def main(argv: list[str]) -> dict:
 
     def summary(key: str) -> dict:
         values = np.array([r[key] for r in runs], dtype=float)
-        return {"mean": round(float(values.mean()), 4), "min": round(float(values.min()), 4),
-                "max": round(float(values.max()), 4)}
+        return {
+            "mean": round(float(values.mean()), 4),
+            "min": round(float(values.min()), 4),
+            "max": round(float(values.max()), 4),
+        }
 
     ratio = [r["ours_words_per_s"] / r["gensim_words_per_s"] for r in runs]
     record = records.write_record(
-        args.out, what=f"skip-gram with negative sampling on {corpus}: ours (torch) vs gensim Word2Vec",
-        settings={**settings, "min_count": corpus.min_count, "corpus": corpus.name, "tokens": corpus.tokens, "vocabulary": len(corpus.words),
-                  "threads": threads, "gensim": __import__("gensim").__version__,
-                  "wordsim_key": "Porter stem" if stem else "as is"},
-        runs=runs, argv=argv)
-    record["summary"] = {key: summary(key) for key in ("ours_words_per_s", "gensim_words_per_s",
-                                                       "ours_wordsim", "gensim_wordsim")}
-    record["summary"]["speed_ratio"] = {"mean": round(float(np.mean(ratio)), 3), "min": round(min(ratio), 3),
-                                        "max": round(max(ratio), 3)}
+        args.out,
+        what=f"skip-gram with negative sampling on {corpus}: ours (torch) vs gensim Word2Vec",
+        settings={
+            **settings,
+            "min_count": corpus.min_count,
+            "corpus": corpus.name,
+            "tokens": corpus.tokens,
+            "vocabulary": len(corpus.words),
+            "threads": threads,
+            "gensim": __import__("gensim").__version__,
+            "wordsim_key": "Porter stem" if stem else "as is",
+        },
+        runs=runs,
+        argv=argv,
+    )
+    record["summary"] = {
+        key: summary(key) for key in ("ours_words_per_s", "gensim_words_per_s", "ours_wordsim", "gensim_wordsim")
+    }
+    record["summary"]["speed_ratio"] = {
+        "mean": round(float(np.mean(ratio)), 3),
+        "min": round(min(ratio), 3),
+        "max": round(max(ratio), 3),
+    }
     record["bound"] = (
         "Per pair, ours gathers 1 + negatives output rows and 1 input row (6 x 100 floats), materialises "
         "the same again as gradient rows and scatters them back with index_add_: several passes over "
         "about 2.4 KB per pair through memory, one torch operator at a time. gensim's C loop does each "
         "pair's dot products and updates in registers and cache, a word at a time. The work is "
-        "memory traffic, not arithmetic (about 3.6 kFLOP per pair).")
+        "memory traffic, not arithmetic (about 3.6 kFLOP per pair)."
+    )
     args.out.write_text(__import__("json").dumps(record, indent=1) + "\n")
     print(record["summary"])
     return record

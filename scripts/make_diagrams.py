@@ -7,6 +7,7 @@ Each diagram is data flowing upwards through boxes, as the papers draw them: a f
 ``bb.show_diagram(name)`` next to the code that builds the block (``bb.show_source``); a test
 checks that every committed SVG is what this script draws.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,15 @@ from xml.sax.saxutils import escape
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 # Fills from the book's palette, light enough for dark text; each kind of operation one colour.
-FILL = {"conv": "#cfe3f3", "norm": "#fde7c4", "act": "#d9f0d3", "attn": "#e6dbf2", "linear": "#f6d6d6",
-        "io": "#ffffff", "op": "#eeeeee"}
+FILL = {
+    "conv": "#cfe3f3",
+    "norm": "#fde7c4",
+    "act": "#d9f0d3",
+    "attn": "#e6dbf2",
+    "linear": "#f6d6d6",
+    "io": "#ffffff",
+    "op": "#eeeeee",
+}
 STROKE = "#333333"
 
 
@@ -26,42 +34,58 @@ class Canvas:
         self.width, self.height, self.title, self.items = width, height, title, []
 
     def box(self, cx: float, cy: float, text: str, kind: str, w: float = 150, h: float = 30) -> tuple[float, float]:
-        self.items.append(f'<rect x="{cx - w / 2:.0f}" y="{cy - h / 2:.0f}" width="{w:.0f}" height="{h:.0f}" rx="5" '
-                          f'fill="{FILL[kind]}" stroke="{STROKE}" stroke-width="1.2"/>')
+        self.items.append(
+            f'<rect x="{cx - w / 2:.0f}" y="{cy - h / 2:.0f}" width="{w:.0f}" height="{h:.0f}" rx="5" '
+            f'fill="{FILL[kind]}" stroke="{STROKE}" stroke-width="1.2"/>'
+        )
         self.label(cx, cy + 5, text)
         return cx, cy
 
     def label(self, x: float, y: float, text: str, size: int = 13, anchor: str = "middle", style: str = "") -> None:
-        self.items.append(f'<text x="{x:.0f}" y="{y:.0f}" font-family="{FONT}" font-size="{size}" '
-                          f'text-anchor="{anchor}" fill="#111111"{style}>{escape(text)}</text>')
+        self.items.append(
+            f'<text x="{x:.0f}" y="{y:.0f}" font-family="{FONT}" font-size="{size}" '
+            f'text-anchor="{anchor}" fill="#111111"{style}>{escape(text)}</text>'
+        )
 
     def arrow(self, points: list[tuple[float, float]]) -> None:
         path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
-        self.items.append(f'<polyline points="{path}" fill="none" stroke="{STROKE}" stroke-width="1.5" '
-                          f'marker-end="url(#head)"/>')
+        self.items.append(
+            f'<polyline points="{path}" fill="none" stroke="{STROKE}" stroke-width="1.5" marker-end="url(#head)"/>'
+        )
 
     def adder(self, cx: float, cy: float, r: float = 11) -> None:
-        self.items.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>')
-        self.items.append(f'<path d="M{cx - 6:.0f},{cy:.0f} H{cx + 6:.0f} M{cx:.0f},{cy - 6:.0f} V{cy + 6:.0f}" '
-                          f'stroke="{STROKE}" stroke-width="1.5"/>')
+        self.items.append(
+            f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>'
+        )
+        self.items.append(
+            f'<path d="M{cx - 6:.0f},{cy:.0f} H{cx + 6:.0f} M{cx:.0f},{cy - 6:.0f} V{cy + 6:.0f}" '
+            f'stroke="{STROKE}" stroke-width="1.5"/>'
+        )
 
     def multiplier(self, cx: float, cy: float, r: float = 11) -> None:
-        self.items.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>')
-        self.items.append(f'<path d="M{cx - 5:.0f},{cy - 5:.0f} L{cx + 5:.0f},{cy + 5:.0f} M{cx - 5:.0f},{cy + 5:.0f} '
-                          f'L{cx + 5:.0f},{cy - 5:.0f}" stroke="{STROKE}" stroke-width="1.5"/>')
+        self.items.append(
+            f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="{r}" fill="#ffffff" stroke="{STROKE}" stroke-width="1.5"/>'
+        )
+        self.items.append(
+            f'<path d="M{cx - 5:.0f},{cy - 5:.0f} L{cx + 5:.0f},{cy + 5:.0f} M{cx - 5:.0f},{cy + 5:.0f} '
+            f'L{cx + 5:.0f},{cy - 5:.0f}" stroke="{STROKE}" stroke-width="1.5"/>'
+        )
 
     def svg(self) -> str:
-        head = ('<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-                f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{STROKE}"/></marker></defs>')
+        head = (
+            '<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+            f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{STROKE}"/></marker></defs>'
+        )
         body = "\n".join(self.items)
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
-                f'viewBox="0 0 {self.width} {self.height}" role="img" aria-label="{escape(self.title)}">\n'
-                f'<title>{escape(self.title)}</title>\n<rect width="100%" height="100%" fill="#ffffff"/>\n'
-                f"{head}\n{body}\n</svg>\n")
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
+            f'viewBox="0 0 {self.width} {self.height}" role="img" aria-label="{escape(self.title)}">\n'
+            f'<title>{escape(self.title)}</title>\n<rect width="100%" height="100%" fill="#ffffff"/>\n'
+            f"{head}\n{body}\n</svg>\n"
+        )
 
 
-def chain(c: Canvas, x: float, y0: float, steps: list[tuple[str, str]], gap: float = 48,
-          width: float = 150) -> float:
+def chain(c: Canvas, x: float, y0: float, steps: list[tuple[str, str]], gap: float = 48, width: float = 150) -> float:
     """Boxes from bottom (y0) upwards, joined by arrows; returns the y of the last box."""
     y = y0
     for i, (text, kind) in enumerate(steps):
@@ -74,7 +98,13 @@ def chain(c: Canvas, x: float, y0: float, steps: list[tuple[str, str]], gap: flo
 
 def residual_block() -> Canvas:
     c = Canvas(640, 470, "A plain block and a residual block (BasicBlock)")
-    steps = [("3×3 conv", "conv"), ("batch norm", "norm"), ("ReLU", "act"), ("3×3 conv", "conv"), ("batch norm", "norm")]
+    steps = [
+        ("3×3 conv", "conv"),
+        ("batch norm", "norm"),
+        ("ReLU", "act"),
+        ("3×3 conv", "conv"),
+        ("batch norm", "norm"),
+    ]
     for x, title, skip in ((140, "plain block", False), (400, "residual block", True)):
         c.label(x, 24, title, size=15, style=' font-weight="bold"')
         c.label(x, 452, "x", size=14)
@@ -105,9 +135,21 @@ def bottleneck() -> Canvas:
     c.label(x, 24, "Bottleneck (ResNet-50/101/152)", size=15, style=' font-weight="bold"')
     c.label(x, 452, "x: 256 channels", size=13)
     c.arrow([(x, 440), (x, 415)])
-    top = chain(c, x, 400, [("1×1 conv, 64 (reduce)", "conv"), ("batch norm, ReLU", "norm"),
-                            ("3×3 conv, 64", "conv"), ("batch norm, ReLU", "norm"),
-                            ("1×1 conv, 256 (expand)", "conv"), ("batch norm", "norm")], gap=44, width=190)
+    top = chain(
+        c,
+        x,
+        400,
+        [
+            ("1×1 conv, 64 (reduce)", "conv"),
+            ("batch norm, ReLU", "norm"),
+            ("3×3 conv, 64", "conv"),
+            ("batch norm, ReLU", "norm"),
+            ("1×1 conv, 256 (expand)", "conv"),
+            ("batch norm", "norm"),
+        ],
+        gap=44,
+        width=190,
+    )
     c.adder(x, top - 38)
     c.arrow([(x, top - 15), (x, top - 27)])
     c.arrow([(x, 428), (x + 130, 428), (x + 130, top - 38), (x + 12, top - 38)])
@@ -193,8 +235,20 @@ def squeeze_excitation() -> Canvas:
     c.label(x, 452, "x: C × H × W", size=13)
     c.arrow([(x, 440), (x, 95)])
     c.arrow([(x, 420), (side, 420), (side, 395)])
-    top = chain(c, side, 380, [("global average pool", "op"), ("FC  C → C/r", "linear"), ("ReLU", "act"),
-                               ("FC  C/r → C", "linear"), ("sigmoid", "act")], gap=50, width=170)
+    top = chain(
+        c,
+        side,
+        380,
+        [
+            ("global average pool", "op"),
+            ("FC  C → C/r", "linear"),
+            ("ReLU", "act"),
+            ("FC  C/r → C", "linear"),
+            ("sigmoid", "act"),
+        ],
+        gap=50,
+        width=170,
+    )
     c.label(side + 92, 384, "squeeze: C × 1 × 1", anchor="start", size=11)
     c.label(side + 92, 284, "excitation", anchor="start", size=11)
     c.multiplier(x, 80)
@@ -211,11 +265,23 @@ def mbconv() -> Canvas:
     c.label(210, 24, "MBConv (EfficientNet)", size=15, style=' font-weight="bold"')
     c.label(x, 544, "x: C_in × H × W", size=13)
     c.arrow([(x, 532), (x, 507)])
-    top = chain(c, x, 492, [("1×1 conv: C_in → t·C_in", "conv"), ("batch norm, SiLU", "norm"),
-                            ("k×k depthwise conv, stride s", "conv"), ("batch norm, SiLU", "norm"),
-                            ("squeeze-and-excitation", "attn"), ("1×1 conv: t·C_in → C_out", "conv"),
-                            ("batch norm (no activation)", "norm"), ("stochastic depth", "op")],
-                gap=50, width=210)
+    top = chain(
+        c,
+        x,
+        492,
+        [
+            ("1×1 conv: C_in → t·C_in", "conv"),
+            ("batch norm, SiLU", "norm"),
+            ("k×k depthwise conv, stride s", "conv"),
+            ("batch norm, SiLU", "norm"),
+            ("squeeze-and-excitation", "attn"),
+            ("1×1 conv: t·C_in → C_out", "conv"),
+            ("batch norm (no activation)", "norm"),
+            ("stochastic depth", "op"),
+        ],
+        gap=50,
+        width=210,
+    )
     c.label(x + 112, 497, "expansion", anchor="start", size=11)
     c.label(x + 112, 397, "one filter per channel", anchor="start", size=11)
     c.label(x + 112, 247, "projection", anchor="start", size=11)
@@ -235,8 +301,11 @@ def skipgram() -> Canvas:
     c.label(320, 24, "Skip-gram with negative sampling", size=15, style=' font-weight="bold"')
     c.label(320, 52, "loss = −log σ(u_o · v_c) − Σ_k log σ(−u_k · v_c)", size=14)
     left, mid, right = 120, 320, 520
-    for x, word, note in ((left, "jumps", "a context word o"), (mid, "fox", "the centre word c"),
-                          (right, "k noise words", "drawn ∝ count^¾")):
+    for x, word, note in (
+        (left, "jumps", "a context word o"),
+        (mid, "fox", "the centre word c"),
+        (right, "k noise words", "drawn ∝ count^¾"),
+    ):
         c.box(x, 400, word, "io", w=150)
         c.label(x, 432, note, size=11)
     c.label(320, 470, "“the quick brown fox jumps over”: with a window of 2, fox pairs with quick, brown,", size=11)
@@ -295,10 +364,17 @@ def vit() -> Canvas:
     return c
 
 
-DIAGRAMS = {"residual_block": residual_block, "bottleneck": bottleneck, "attention": attention,
-            "multi_head_attention": multi_head_attention, "encoder_block": encoder_block,
-            "squeeze_excitation": squeeze_excitation, "mbconv": mbconv, "skipgram": skipgram,
-            "vit": vit}
+DIAGRAMS = {
+    "residual_block": residual_block,
+    "bottleneck": bottleneck,
+    "attention": attention,
+    "multi_head_attention": multi_head_attention,
+    "encoder_block": encoder_block,
+    "squeeze_excitation": squeeze_excitation,
+    "mbconv": mbconv,
+    "skipgram": skipgram,
+    "vit": vit,
+}
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ date, to ``assets/degradation_controls.json``, which the chapter shows beside it
 
 On 2 CPU cores: about 100 s (AVX-512) to 130 s per seed and setting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,20 +38,39 @@ def main() -> None:
     for zero_init in (False, True):
         for seed in args.seeds:
             start = time.perf_counter()
-            result = bb.experiments.degradation(data, depths=(20, 56), steps=args.steps, batch_size=64,
-                                                lr=args.lr, seed=seed, zero_init_residual=zero_init)
-            row = {"zero_init_residual": zero_init, "seed": seed,
-                   "final_training_loss": {n: h.final_loss() for n, (_, h) in result.items()},
-                   "test_accuracy": {n: h.eval[-1].accuracy for n, (_, h) in result.items()},
-                   "seconds": round(time.perf_counter() - start, 1)}
+            result = bb.experiments.degradation(
+                data,
+                depths=(20, 56),
+                steps=args.steps,
+                batch_size=64,
+                lr=args.lr,
+                seed=seed,
+                zero_init_residual=zero_init,
+            )
+            row = {
+                "zero_init_residual": zero_init,
+                "seed": seed,
+                "final_training_loss": {n: h.final_loss() for n, (_, h) in result.items()},
+                "test_accuracy": {n: h.eval[-1].accuracy for n, (_, h) in result.items()},
+                "seconds": round(time.perf_counter() - start, 1),
+            }
             runs.append(row)
             print(json.dumps(row), flush=True)
     bb.records.write_record(
-        args.out, argv=sys.argv, runs=runs,
+        args.out,
+        argv=sys.argv,
+        runs=runs,
         what="degradation experiment (plain/ResNet 20 and 56 layers) over seeds, with and without "
-             "zero-initialised residual branches",
-        settings={"data": "scikit-learn digits 8x8", "steps": args.steps, "batch_size": 64, "lr": args.lr,
-                  "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4", "width": 16})
+        "zero-initialised residual branches",
+        settings={
+            "data": "scikit-learn digits 8x8",
+            "steps": args.steps,
+            "batch_size": 64,
+            "lr": args.lr,
+            "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4",
+            "width": 16,
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -11,6 +11,7 @@ Writes ``assets/se_efficientnet_runs.json`` with the command, machine and date.
 
 On 2 CPU cores: about 15 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,14 @@ def main() -> None:
     for depth, steps, seeds in ((8, 120, range(args.se_seeds)), (20, 300, range(args.se_seeds // 2))):
         start = time.perf_counter()
         result = bb.experiments.se_comparison(data, seeds=tuple(seeds), depth=depth, steps=steps)
-        row = {"experiment": "se", "depth": depth, "steps": steps, "seeds": list(seeds),
-               "test_accuracy": {name: [acc for _, acc in models] for name, models in result.items()},
-               "seconds": round(time.perf_counter() - start, 1)}
+        row = {
+            "experiment": "se",
+            "depth": depth,
+            "steps": steps,
+            "seeds": list(seeds),
+            "test_accuracy": {name: [acc for _, acc in models] for name, models in result.items()},
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         runs.append(row)
         print(json.dumps(row), flush=True)
     for phi in (1.0, 2.0):
@@ -50,22 +56,35 @@ def main() -> None:
         if phi != 1.0:
             variants.pop("base")  # trained once, with phi = 1
         start = time.perf_counter()
-        rows = scaling.scaling_lab(variants, seeds=tuple(range(args.lab_seeds)), steps=args.lab_steps,
-                                   batch_size=32)
+        rows = scaling.scaling_lab(variants, seeds=tuple(range(args.lab_seeds)), steps=args.lab_steps, batch_size=32)
         for row in rows:
             row.update(experiment="scaling", phi=phi)
             runs.append(row)
             print(json.dumps(row), flush=True)
         print(f"phi {phi}: {time.perf_counter() - start:.0f} s", flush=True)
     bb.records.write_record(
-        args.out, argv=sys.argv, runs=runs,
+        args.out,
+        argv=sys.argv,
+        runs=runs,
         what="SE against no SE over seeds (CIFAR ResNet-8 and -20 on digits); the compound-scaling lab "
-             "at phi = 1 and 2 over seeds (texture patches)",
-        settings={"se": {"data": "scikit-learn digits 8x8", "reduction": 4, "batch_size": 64, "lr": 0.05,
-                         "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4"},
-                  "scaling": {"data": "scikit-image texture patches (backbones.data.load_textures)",
-                              "steps": args.lab_steps, "batch_size": 32, "lr": 3e-3,
-                              "schedule": "one-cycle, AdamW, weight decay 0.05"}})
+        "at phi = 1 and 2 over seeds (texture patches)",
+        settings={
+            "se": {
+                "data": "scikit-learn digits 8x8",
+                "reduction": 4,
+                "batch_size": 64,
+                "lr": 0.05,
+                "schedule": "one-cycle, SGD Nesterov momentum 0.9, weight decay 5e-4",
+            },
+            "scaling": {
+                "data": "scikit-image texture patches (backbones.data.load_textures)",
+                "steps": args.lab_steps,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "schedule": "one-cycle, AdamW, weight decay 0.05",
+            },
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -13,6 +13,7 @@ Writes ``assets/vit_runs.json`` with the command, machine and date.
 
 On 2 CPU cores: about 14 minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import backbones as bb
 import torch
+
+import backbones as bb
 from backbones import experiments
+from backbones.layers import record_attention
 
 OUT = Path(__file__).resolve().parents[1] / "assets" / "vit_runs.json"
 
@@ -42,28 +45,38 @@ def main() -> None:
     runs = []
     for shift in (0, 1):
         start = time.perf_counter()
-        rows = experiments.vit_vs_cnn(data, fractions=(0.1, 0.3, 1.0), seeds=tuple(range(args.seeds)),
-                                      steps=args.steps, shift=shift)
+        rows = experiments.vit_vs_cnn(
+            data, fractions=(0.1, 0.3, 1.0), seeds=tuple(range(args.seeds)), steps=args.steps, shift=shift
+        )
         for row in rows:
             model = row.pop("model").eval()
             row.update(shift=shift, accuracy=round(row["accuracy"], 4))
             if "validation" in row:
                 row["validation"] = {rate: round(score, 4) for rate, score in row["validation"].items()}
             if row["network"] == "ViT":
-                with torch.no_grad():
+                with torch.no_grad(), record_attention(model) as maps:
                     model(test_images)
-                distance = experiments.mean_attention_distance(model.attention, model.patch_size)
+                distance = experiments.mean_attention_distance(maps, model.patch_size)
                 row["attention_distance"] = [[round(float(d), 3) for d in layer] for layer in distance]
                 row["position_structure"] = round(experiments.position_structure(model.position), 3)
             runs.append(row)
             print(json.dumps(row), flush=True)
         print(f"shift {shift}: {time.perf_counter() - start:.0f} s", flush=True)
     bb.records.write_record(
-        args.out, what="a small ViT against a CNN of the same size on 10/30/100% of the digits",
-        settings={"steps": args.steps, "seeds": args.seeds, "lrs": [1e-3, 3e-3, 1e-2, 3e-2], "batch_size": 64,
-                  "optimizer": "AdamW, weight decay 0.05, one-cycle", "validation": 0.2,
-                  "vit": "patch 2, embed 32, depth 4, 4 heads, MLP ratio 2"},
-        runs=runs, argv=sys.argv)
+        args.out,
+        what="a small ViT against a CNN of the same size on 10/30/100% of the digits",
+        settings={
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "lrs": [1e-3, 3e-3, 1e-2, 3e-2],
+            "batch_size": 64,
+            "optimizer": "AdamW, weight decay 0.05, one-cycle",
+            "validation": 0.2,
+            "vit": "patch 2, embed 32, depth 4, 4 heads, MLP ratio 2",
+        },
+        runs=runs,
+        argv=sys.argv,
+    )
     print(f"wrote {args.out}")
 
 

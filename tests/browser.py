@@ -1,6 +1,7 @@
 """Helpers for the browser tests: serve the built book on 127.0.0.1, drive Debian's Chromium
 with Playwright, mirror the CDN scripts the pages ask for, and list what is wrong with a page.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Scripts the pages load from CDNs, and the npm package that holds the same file. The test
 # machine reaches the npm registry but no CDN, so a request for the URL (or, for a URL ending in
@@ -72,8 +80,16 @@ def fetch_mirrors(cache: Path) -> dict[str, Path]:
     for url, (package, path) in CDN_MIRRORS.items():
         target = cache / package.replace("@", "-").replace("/", "-")
         if not (target / "package").is_dir():
-            tarball = subprocess.run(["npm", "pack", package, "--silent", "--pack-destination", str(cache)],
-                                     check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            tarball = (
+                subprocess.run(
+                    ["npm", "pack", package, "--silent", "--pack-destination", str(cache)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             with tarfile.open(cache / tarball) as archive:
                 archive.extractall(target, filter="data")
         mirrors[url] = target / "package" / path
@@ -89,7 +105,7 @@ def route_external(page, mirrors: dict[str, Path], blocked: list[str]) -> None:
             return route.continue_()
         for prefix, local in mirrors.items():
             if url.split("?")[0] == prefix or (prefix.endswith("/") and url.startswith(prefix)):
-                path = local / url[len(prefix):].split("?")[0] if prefix.endswith("/") else local
+                path = local / url[len(prefix) :].split("?")[0] if prefix.endswith("/") else local
                 if path.is_file():
                     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return route.fulfill(path=str(path), content_type=content_type)
@@ -128,8 +144,9 @@ def inspect_page(page, url: str, screenshot: Path | None = None, mirrors: dict[s
     errors: list[str] = []
     blocked: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"JavaScript error: {error}"))
-    page.on("console", lambda message: errors.append(f"console error: {message.text}")
-            if message.type == "error" else None)
+    page.on(
+        "console", lambda message: errors.append(f"console error: {message.text}") if message.type == "error" else None
+    )
     route_external(page, mirrors or {}, blocked)
 
     problems = []

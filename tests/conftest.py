@@ -1,4 +1,5 @@
 """Shared fixtures. The helpers the tests use live beside them (browser.py)."""
+
 from __future__ import annotations
 
 import os

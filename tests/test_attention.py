@@ -1,5 +1,6 @@
 """Attention from scratch equals PyTorch's; the Transformer learns its task; the real model's
 attention and word vectors say what the chapters say."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,15 @@ import backbones as bb
 from backbones.layers import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 
 
-@pytest.mark.parametrize("shape_q, shape_k, dv", [((2, 5, 8), (2, 5, 8), 8), ((1, 1, 4), (1, 3, 4), 2),
-                                                  ((2, 3, 6, 16), (2, 3, 9, 16), 5), ((4, 7, 32), (4, 7, 32), 32)])
+@pytest.mark.parametrize(
+    "shape_q, shape_k, dv",
+    [
+        ((2, 5, 8), (2, 5, 8), 8),
+        ((1, 1, 4), (1, 3, 4), 2),
+        ((2, 3, 6, 16), (2, 3, 9, 16), 5),
+        ((4, 7, 32), (4, 7, 32), 32),
+    ],
+)
 @pytest.mark.parametrize("mask_kind", [None, "causal", "random", "float"])
 def test_scaled_dot_product_attention_equals_torch(shape_q, shape_k, dv, mask_kind):
     g = torch.Generator().manual_seed(0)
@@ -67,7 +75,9 @@ def test_positional_encoding_is_the_papers():
     encoding = bb.models.SinusoidalPositionalEncoding(embed_dim=8, max_len=10).encoding
     position, i = 3, 1
     assert encoding[position, 2 * i] == pytest.approx(torch.sin(torch.tensor(position / 10000 ** (2 * i / 8))).item())
-    assert encoding[position, 2 * i + 1] == pytest.approx(torch.cos(torch.tensor(position / 10000 ** (2 * i / 8))).item())
+    assert encoding[position, 2 * i + 1] == pytest.approx(
+        torch.cos(torch.tensor(position / 10000 ** (2 * i / 8))).item()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +101,12 @@ def test_transformer_learns_to_reverse(reversal_model):
 
 def test_last_layer_attends_to_the_mirrored_position(reversal_model):
     model, test = reversal_model
-    with torch.no_grad():
+    with torch.no_grad(), bb.record_attention(model) as maps:
         model(test[:][0])
-    last = model.attention[-1].mean(dim=0)  # (heads, T, T)
+    last = maps[-1].mean(dim=0)  # (heads, T, T)
     mirrored = last[:, torch.arange(8), torch.arange(7, -1, -1)].mean(dim=-1)
     assert mirrored.max() > 0.9  # measured: 98% and 96%
-    first = model.attention[0].mean(dim=0)[:, torch.arange(8), torch.arange(7, -1, -1)].mean(dim=-1)
+    first = maps[0].mean(dim=0)[:, torch.arange(8), torch.arange(7, -1, -1)].mean(dim=-1)
     assert first.max() < mirrored.max()
 
 
@@ -159,7 +169,10 @@ def test_word_positions_find_every_piece(minilm):
 
 
 def test_batched_attention_equals_one_at_a_time(minilm):
-    sentences = ["Karel is teacher and Mario is plumber.", "The animal didn't cross the street because it was too tired."]
+    sentences = [
+        "Karel is teacher and Mario is plumber.",
+        "The animal didn't cross the street because it was too tired.",
+    ]
     for (tokens, weights), sentence in zip(minilm.attentions(sentences), sentences):
         single_tokens, single = minilm.attention(sentence)
         assert tokens == single_tokens
@@ -171,29 +184,29 @@ def test_the_karel_head_is_positional_and_no_head_passes_the_control(minilm):
     tokens, attention = minilm.attention("Karel is teacher and Mario is plumber.")
     layer, head = divmod(attention[:, :, tokens.index("karel"), tokens.index("teacher")].argmax().item(), 12)
     swapped = minilm.attention_to("Mario is teacher and Karel is plumber.", "karel", ["teacher"])
-    assert swapped[layer, head, 0] < 0.1                       # measured 0.04
+    assert swapped[layer, head, 0] < 0.1  # measured 0.04
     margins, template_of_row = bb.experiments.name_job_margins(minilm)
     rows = torch.tensor(template_of_row)
     passed = (margins > 0).float()
     assert passed[rows == 0, layer, head].mean() == 1 and passed[rows == 1, layer, head].mean() == 1
-    assert passed[rows == 2, layer, head].mean() < 0.75        # job before the name: measured 0.5
-    assert (passed.mean(dim=0) == 1).sum() == 0                # no head passes every case
-    assert passed.mean(dim=0).max() < 0.95                     # measured 0.83
+    assert passed[rows == 2, layer, head].mean() < 0.75  # job before the name: measured 0.5
+    assert (passed.mean(dim=0) == 1).sum() == 0  # no head passes every case
+    assert passed.mean(dim=0).max() < 0.95  # measured 0.83
 
 
 def test_no_minilm_head_resolves_it(minilm):
-    weights = bb.experiments.coreference_weights(minilm)       # (pairs, 2, layers, heads, 2)
+    weights = bb.experiments.coreference_weights(minilm)  # (pairs, 2, layers, heads, 2)
     assert weights.shape == (3, 2, 6, 12, 2)
     switch = bb.experiments.coreference_switch(weights)
-    assert (switch > 0.05).all(dim=0).sum() == 0               # no head moves the right way in every pair
-    animal_sentence = weights[0]                               # tired / wide
+    assert (switch > 0.05).all(dim=0).sum() == 0  # no head moves the right way in every pair
+    animal_sentence = weights[0]  # tired / wide
     assert animal_sentence[1, 5, 11, 0] > 5 * animal_sentence[1, 5, 11, 1]  # "wide": still animal (0.56 vs 0.04)
 
 
 def test_association_test_is_exact_and_signed():
     scores = {w: float(i) for i, w in enumerate("abcdefgh")}
     effect, p = bb.experiments.association_test(scores, list("efgh"), list("abcd"))
-    assert effect > 0 and p == pytest.approx(1 / 70)          # the one most extreme of C(8, 4) splits
+    assert effect > 0 and p == pytest.approx(1 / 70)  # the one most extreme of C(8, 4) splits
     effect, p = bb.experiments.association_test(scores, list("abcd"), list("efgh"))
     assert effect < 0 and p == 1
 
@@ -205,8 +218,8 @@ def test_stereotype_is_in_the_sets_not_one_pair(minilm):
     male = ["engineer", "carpenter", "mechanic", "pilot", "surgeon", "soldier", "sheriff", "banker"]
     static = {job: cosine("she", job) - cosine("he", job) for job in female + male}
     effect, p = bb.experiments.association_test(static, female, male)
-    assert effect > 1 and p < 0.01                             # measured 1.80, p = 0.0001
+    assert effect > 1 and p < 0.01  # measured 1.80, p = 0.0001
     attended = bb.experiments.pronoun_job_scores(minilm, female + male)
     effect, p = bb.experiments.association_test(attended, female, male)
-    assert effect > 0.8 and p < 0.05                           # measured 1.48, p = 0.001
-    assert max(abs(v) for v in attended.values()) < 0.05       # and small: under a hundredth on average
+    assert effect > 0.8 and p < 0.05  # measured 1.48, p = 0.001
+    assert max(abs(v) for v in attended.values()) < 0.05  # and small: under a hundredth on average

@@ -1,4 +1,5 @@
 """The benchmark scripts run: the GPU script in its CPU dry mode (the real run needs a lent GPU)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_gpu_profile_script_runs_dry_on_the_cpu(tmp_path):
     out = tmp_path / "gpu_profile.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_profile.py"), "--dry", "--out", str(out)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_profile.py"), "--dry", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     record = json.loads(out.read_text())
     assert record["dry"] is True and record["device"] == "cpu"
     assert "not CIFAR-10" in record["data"] and record["machine"]["cores"] >= 1

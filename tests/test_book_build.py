@@ -1,4 +1,5 @@
 """The book build: every chapter executes with zero warnings, and a chapter that raises fails it."""
+
 from __future__ import annotations
 
 import pickle
@@ -51,14 +52,21 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     (tmp_path / "intro.md").write_text("# Intro\n\nA scratch book.\n")
     (tmp_path / "chapters").mkdir()
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-    notebook.cells = [nbformat.v4.new_markdown_cell("# Broken"),
-                      nbformat.v4.new_code_cell("raise RuntimeError('this chapter is broken on purpose')")]
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Broken"),
+        nbformat.v4.new_code_cell("raise RuntimeError('this chapter is broken on purpose')"),
+    ]
     nbformat.write(notebook, tmp_path / "chapters" / "broken.ipynb")
     (tmp_path / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: chapters/broken\n  - file: references\n")
+        "format: jb-book\nroot: intro\nchapters:\n  - file: chapters/broken\n  - file: references\n"
+    )
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jupyter_book), "build", str(tmp_path), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(tmp_path), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = ANSI.sub("", result.stdout + result.stderr)
     assert result.returncode != 0, output[-2000:]
     assert "this chapter is broken on purpose" in output

@@ -2,6 +2,7 @@
 
 A full-page screenshot of every page is kept in _build/screenshots/ for a person to look at.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,15 +40,25 @@ def test_math_is_typeset_from_the_mirrored_mathjax(built_html, page, cdn_mirrors
 # The checks must be able to fail: pages made broken on purpose.
 BROKEN_PAGES = {
     "broken image": ('<div class="cell_output"><img src="missing.png" alt="a plot"></div>', "image did not load"),
-    "traceback": ('<div class="cell_output"><pre>Traceback (most recent call last):\n'
-                  'ZeroDivisionError: division by zero</pre></div>', "cell output shows an error"),
-    "stderr": ('<div class="cell_output"><div class="output stderr"><pre>Loading weights: 100%</pre></div></div>',
-               "cell output shows stderr"),
+    "traceback": (
+        '<div class="cell_output"><pre>Traceback (most recent call last):\n'
+        "ZeroDivisionError: division by zero</pre></div>",
+        "cell output shows an error",
+    ),
+    "stderr": (
+        '<div class="cell_output"><div class="output stderr"><pre>Loading weights: 100%</pre></div></div>',
+        "cell output shows stderr",
+    ),
     "javascript error": ("<script>undefinedFunction()</script>", "JavaScript error"),
     "image without alt": ('<div class="cell_output"><img src="ok.png"></div>', "without alt text"),
     "external script": ('<script src="https://cdn.example.org/x.js"></script>', "unmirrored external host"),
-    "cut code": ('<div class="cell_input" style="width:200px"><pre style="overflow:auto">' + "x = 1  # " + "a" * 120
-                 + "</pre></div>", "code line cut"),
+    "cut code": (
+        '<div class="cell_input" style="width:200px"><pre style="overflow:auto">'
+        + "x = 1  # "
+        + "a" * 120
+        + "</pre></div>",
+        "code line cut",
+    ),
 }
 
 
@@ -63,8 +74,9 @@ def test_a_broken_page_is_reported(kind, tmp_path, page):
 
 def test_a_good_page_has_no_problems(tmp_path, page):
     _write_png(tmp_path / "ok.png")
-    (tmp_path / "page.html").write_text('<html><body><div class="cell_output"><img src="ok.png" alt="a dot">'
-                                        "</div></body></html>")
+    (tmp_path / "page.html").write_text(
+        '<html><body><div class="cell_output"><img src="ok.png" alt="a dot"></div></body></html>'
+    )
     with serve(tmp_path) as base:
         assert inspect_page(page, f"{base}/page.html").problems == []
 
@@ -127,7 +139,9 @@ def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built
         assert views.count() == expected_views
         page.wait_for_function(
             "() => Array.from(document.querySelectorAll('[id^=bertviz]'))"
-            ".every(v => v.querySelectorAll('svg line, svg path, svg rect').length > 20)", timeout=15_000)
+            ".every(v => v.querySelectorAll('svg line, svg path, svg rect').length > 20)",
+            timeout=15_000,
+        )
         head_view = views.first
         assert head_view.locator("svg line").count() > 20  # one line per (query, key, head) pair drawn
         head_view.scroll_into_view_if_needed()
@@ -144,8 +158,17 @@ def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
 
 
 @pytest.mark.book
-@pytest.mark.parametrize("chapter, diagrams", [("04_resnet", 2), ("05_se_efficientnet", 2), ("06_word_embeddings", 1),
-                                                 ("07_attention", 2), ("08_transformer", 1), ("09_vit", 1)])
+@pytest.mark.parametrize(
+    "chapter, diagrams",
+    [
+        ("04_resnet", 2),
+        ("05_se_efficientnet", 2),
+        ("06_word_embeddings", 1),
+        ("07_attention", 2),
+        ("08_transformer", 1),
+        ("09_vit", 1),
+    ],
+)
 def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cdn_mirrors):
     """The chapters' SVG diagrams (assets/, shown by bb.show_diagram) load, with alt text, and draw."""
     from io import BytesIO
@@ -159,12 +182,12 @@ def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cd
         assert images.count() == diagrams
         for i in range(diagrams):
             image = images.nth(i)
-            assert len(image.get_attribute("alt") or "") > 40            # a description, not a word
+            assert len(image.get_attribute("alt") or "") > 40  # a description, not a word
             assert image.evaluate("img => img.naturalWidth") > 100
             image.scroll_into_view_if_needed()
             shot = Image.open(BytesIO(image.screenshot())).convert("L")
             dark = sum(1 for value in shot.getdata() if value < 128)
-            assert dark > 0.01 * shot.width * shot.height                 # boxes, arrows and text drawn
+            assert dark > 0.01 * shot.width * shot.height  # boxes, arrows and text drawn
             if i == 0:
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 shot.save(SCREENSHOTS / f"diagram_{chapter}.png")

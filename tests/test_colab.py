@@ -1,5 +1,6 @@
 """What a Colab student meets: the setup cell installs everything a chapter imports, replaces
 nothing Colab ships, and says so when the install fails."""
+
 from __future__ import annotations
 
 import ast
@@ -27,8 +28,9 @@ def _imports(path: Path) -> set[str]:
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
         if cell["cell_type"] != "code":
             continue
-        code = "\n".join(line for line in "".join(cell["source"]).splitlines()
-                         if not line.lstrip().startswith(("%", "!")))
+        code = "\n".join(
+            line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
         with warnings.catch_warnings():  # a chapter's "$\sqrt{d}$" in a plain string warns when parsed
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -88,8 +90,9 @@ def test_every_import_of_a_chapter_is_installed_by_its_setup_cell(path):
 
 def test_the_import_check_can_fail(tmp_path):
     notebook = tmp_path / "nb.ipynb"
-    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["%pip install x\n",
-                                                                                "import jupyter_book\n"]}]}))
+    notebook.write_text(
+        json.dumps({"cells": [{"cell_type": "code", "source": ["%pip install x\n", "import jupyter_book\n"]}]})
+    )
     assert _imports(notebook) == {"jupyter_book"}
     owners = {re.sub(r"[-_.]+", "-", d).lower() for d in metadata.packages_distributions()["jupyter_book"]}
     assert not owners & _installed_with("backbones")  # the book's build tool is not a reader's need
@@ -162,7 +165,8 @@ def test_what_the_setup_installs_needs_nothing_newer_than_colab_has():
         if needed in colab:
             checked += 1
             assert requirement.specifier.contains(colab[needed], prereleases=True), (
-                f"{name} requires {requirement}: it would replace Colab's {needed} {colab[needed]}")
+                f"{name} requires {requirement}: it would replace Colab's {needed} {colab[needed]}"
+            )
     assert checked >= 3  # gensim's numpy, scipy and smart_open at least
 
 
@@ -174,9 +178,24 @@ def colab_widgets() -> Path:
 
     target = ROOT / "_build" / "ipywidgets-7.7.1"
     if not (target / "ipywidgets-7.7.1.dist-info").is_dir():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "--no-deps", "--target", str(target), "ipywidgets==7.7.1", "widgetsnbextension==3.6.10",
-                        "ipython-genutils==0.2.0"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+                str(target),
+                "ipywidgets==7.7.1",
+                "widgetsnbextension==3.6.10",
+                "ipython-genutils==0.2.0",
+            ],
+            check=True,
+            capture_output=True,
+        )
     return target
 
 
@@ -190,19 +209,26 @@ def test_the_books_widgets_and_progress_bars_run_with_colabs_ipywidgets(colab_wi
     monkeypatch.setenv("PYTHONPATH", str(colab_widgets))
     monkeypatch.setenv("BACKBONES_PROGRESS", "bar")  # the live notebook's default
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in [
-        "import ipywidgets as widgets\nprint(widgets.__version__)",
-        # 03_alexnet_vgg's widget cell, with a stand-in for its drawing function
-        "widgets.interact(lambda layer: print(layer), layer=widgets.Dropdown(options=['conv1', 'conv5'], value='conv5'));",
-        "import torch, backbones as bb\nfrom torch.utils.data import DataLoader, TensorDataset\n"
-        "data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))\n"
-        "history = bb.fit(torch.nn.Linear(4, 2), DataLoader(data, batch_size=8), steps=5, desc='probe')",
-    ]]
+    nb.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in [
+            "import ipywidgets as widgets\nprint(widgets.__version__)",
+            # 03_alexnet_vgg's widget cell, with a stand-in for its drawing function
+            "widgets.interact(lambda layer: print(layer), "
+            "layer=widgets.Dropdown(options=['conv1', 'conv5'], value='conv5'));",
+            "import torch, backbones as bb\nfrom torch.utils.data import DataLoader, TensorDataset\n"
+            "data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))\n"
+            "history = bb.fit(torch.nn.Linear(4, 2), DataLoader(data, batch_size=8), steps=5, desc='probe')",
+        ]
+    ]
     NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "7.7.1"
     for cell in nb.cells[1:]:
-        views = [o["data"]["application/vnd.jupyter.widget-view+json"] for o in cell.outputs
-                 if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        views = [
+            o["data"]["application/vnd.jupyter.widget-view+json"]
+            for o in cell.outputs
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        ]
         assert views and all(view["version_major"] == 2 for view in views), cell.outputs
         assert not any(o["output_type"] == "error" for o in cell.outputs)
     assert any("probe: 5 steps" in o.get("text", "") for o in nb.cells[2].outputs)

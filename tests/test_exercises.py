@@ -1,5 +1,6 @@
 """The exercise checks: every reference passes, every catalogued mistake is named, and a
 student's stub, crash, wrong shape, wrong type or endless loop is reported plainly."""
+
 from __future__ import annotations
 
 import pytest
@@ -61,12 +62,15 @@ def test_students_own_exception_is_reported_as_theirs():
     assert "on a batch of 8 with 10 classes" in result.message
 
 
-@pytest.mark.parametrize("returned, expected_message", [
-    (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).reshape(1), "returned shape (1,), expected ()"),
-    (lambda lg, lb: [torch.nn.functional.cross_entropy(lg, lb).item()], "returned a list, expected a torch.Tensor"),
-    (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).round().long(), "returned dtype torch.int64"),
-    (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).to("meta"), "returned a tensor on meta"),
-])
+@pytest.mark.parametrize(
+    "returned, expected_message",
+    [
+        (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).reshape(1), "returned shape (1,), expected ()"),
+        (lambda lg, lb: [torch.nn.functional.cross_entropy(lg, lb).item()], "returned a list, expected a torch.Tensor"),
+        (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).round().long(), "returned dtype torch.int64"),
+        (lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb).to("meta"), "returned a tensor on meta"),
+    ],
+)
 def test_wrong_shape_type_dtype_device_are_plain(returned, expected_message):
     result = run_check(EXERCISES["cross_entropy"], returned)
     assert result.status == "failed" and expected_message in result.message
@@ -111,7 +115,7 @@ def test_modifying_an_input_in_place_is_named_and_harms_no_other_case():
 def test_attention_dividing_q_in_place_is_named():
     def attention(q, k, v, mask=None):
         q /= q.shape[-1] ** 0.5  # right values, but the caller's q is now scaled
-        scores = (q @ k.transpose(-2, -1))
+        scores = q @ k.transpose(-2, -1)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         return scores.softmax(-1) @ v
@@ -121,8 +125,7 @@ def test_attention_dividing_q_in_place_is_named():
 
 
 def test_a_float64_result_fails_a_float32_reference():
-    result = run_check(EXERCISES["cross_entropy"],
-                       lambda lg, lb: torch.nn.functional.cross_entropy(lg.double(), lb))
+    result = run_check(EXERCISES["cross_entropy"], lambda lg, lb: torch.nn.functional.cross_entropy(lg.double(), lb))
     assert result.status == "failed" and "returned dtype torch.float64, expected torch.float32" in result.message
 
 
@@ -154,24 +157,29 @@ def _scores(q, k, mask, fill=float("-inf")):
 
 
 WRONG_ATTENTIONS = {
-    "exp over sum": lambda q, k, v, mask=None: (torch.exp(_scores(q, k, mask))
-                                                / torch.exp(_scores(q, k, mask)).sum(-1, keepdim=True)) @ v,
-    "exp over global sum": lambda q, k, v, mask=None: (torch.exp(_scores(q, k, mask))
-                                                       / torch.exp(_scores(q, k, mask)).sum()) @ v,
+    "exp over sum": lambda q, k, v, mask=None: (
+        (torch.exp(_scores(q, k, mask)) / torch.exp(_scores(q, k, mask)).sum(-1, keepdim=True)) @ v
+    ),
+    "exp over global sum": lambda q, k, v, mask=None: (
+        (torch.exp(_scores(q, k, mask)) / torch.exp(_scores(q, k, mask)).sum()) @ v
+    ),
     "no scaling": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5).softmax(-1) @ v,
     "divided by d": lambda q, k, v, mask=None: (_scores(q, k, mask) / q.shape[-1] ** 0.5).softmax(-1) @ v,
     "softmax over queries": lambda q, k, v, mask=None: _scores(q, k, mask).softmax(-2) @ v,
     "mask ignored": lambda q, k, v, mask=None: _scores(q, k, None).softmax(-1) @ v,
     "mask inverted": lambda q, k, v, mask=None: _scores(q, k, None if mask is None else ~mask).softmax(-1) @ v,
     "mask filled with 0": lambda q, k, v, mask=None: _scores(q, k, mask, 0.0).softmax(-1) @ v,
-    "mask after softmax": lambda q, k, v, mask=None: (_scores(q, k, None).softmax(-1)
-                                                      * (1 if mask is None else mask)) @ v,
-    "sqrt of value size": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5
-                                                      / v.shape[-1] ** 0.5).softmax(-1) @ v,
+    "mask after softmax": lambda q, k, v, mask=None: (
+        (_scores(q, k, None).softmax(-1) * (1 if mask is None else mask)) @ v
+    ),
+    "sqrt of value size": lambda q, k, v, mask=None: (
+        (_scores(q, k, mask) * q.shape[-1] ** 0.5 / v.shape[-1] ** 0.5).softmax(-1) @ v
+    ),
     "sigmoid": lambda q, k, v, mask=None: torch.sigmoid(_scores(q, k, mask)) @ v,
     "weights returned": lambda q, k, v, mask=None: _scores(q, k, mask).softmax(-1),
-    "scale after softmax": lambda q, k, v, mask=None: (_scores(q, k, mask) * q.shape[-1] ** 0.5).softmax(-1)
-    / q.shape[-1] ** 0.5 @ v,
+    "scale after softmax": lambda q, k, v, mask=None: (
+        (_scores(q, k, mask) * q.shape[-1] ** 0.5).softmax(-1) / q.shape[-1] ** 0.5 @ v
+    ),
     "k not transposed": lambda q, k, v, mask=None: (q @ k / q.shape[-1] ** 0.5).softmax(-1) @ v,
 }
 
@@ -245,8 +253,13 @@ def test_question_answers_agree_with_the_library():
 
     for student in IDS[:12]:
         p = exam.BLOCK_PARAMS.variant(student)
-        down = (torch.nn.Sequential(conv1x1(p["in_channels"], p["out_channels"], p["stride"]),
-                                    torch.nn.BatchNorm2d(p["out_channels"])) if p["stride"] != 1 else None)
+        down = (
+            torch.nn.Sequential(
+                conv1x1(p["in_channels"], p["out_channels"], p["stride"]), torch.nn.BatchNorm2d(p["out_channels"])
+            )
+            if p["stride"] != 1
+            else None
+        )
         block = BasicBlock(p["in_channels"], p["out_channels"], stride=p["stride"], downsample=down)
         assert exam.BLOCK_PARAMS.answer(**p) == sum(t.numel() for t in block.parameters())
         v = exam.VIT_TOKENS.variant(student)
@@ -274,3 +287,49 @@ def test_ask_prints_the_variant_and_returns_its_numbers(capsys):
     assert bb.exercises.ask("vit_tokens", "") is None and "STUDENT_ID" in capsys.readouterr().out
     with pytest.raises(KeyError, match="no question named"):
         bb.exercises.ask("nope", "alice")
+
+
+# The registry: an exercise is declared once, in its topic module ------------------------------------
+
+
+def test_every_declared_exercise_has_its_derived_check_and_nothing_else_does():
+    from backbones import exercises
+
+    checks = {n for n in exercises.__all__ if n.startswith("check_")}
+    assert checks == {f"check_{name}" for name in exercises.REGISTRY}
+    for name, exercise in exercises.REGISTRY.items():
+        check = getattr(exercises, f"check_{name}")
+        assert check.__name__ == f"check_{name}" and check.__doc__
+        assert exercises.graded(name)[0] is exercise
+
+
+def test_a_declaration_in_a_topic_module_is_all_a_new_exercise_needs(capsys):
+    """What a new contributor writes: one Exercise in a topic module. The registry and its check
+    follow from it (here a throwaway module stands for the topic module)."""
+    import types
+
+    from backbones import exercises
+    from backbones.exercises.core import Case, Exercise, Mistake
+
+    topic = types.ModuleType("topic")
+    topic.DOUBLE = Exercise(
+        name="double",
+        task="twice x",
+        reference=lambda x: 2 * x,
+        cases=lambda: [Case("one number", (3,))],
+        mistakes={"square": Mistake("twice, not squared", lambda x: x * x)},
+    )
+    registry = exercises._declared((topic,))
+    assert list(registry) == ["double"]
+    check = exercises._check_of(registry["double"])
+    check(lambda x: x + x)
+    check(lambda x: x**3)
+    assert check.__name__ == "check_double"
+    out = capsys.readouterr().out
+    assert "✓ double: correct on all 1 cases" in out and "✗ double: on one number, expected 6, got 27" in out
+    with pytest.raises(ValueError, match="two exercises are named 'double'"):
+        other = types.ModuleType("other")
+        other.TWICE = Exercise(name="double", task="", reference=abs, cases=list, mistakes={})
+        exercises._declared((topic, other))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Exercise(name="x", task="", reference=abs, cases=list, mistakes={}, kind="method")

@@ -1,8 +1,10 @@
 """Student notebooks are fresh and hold no solution; they run and report 'not implemented yet';
 the grader gives the master full marks, the student version zero, and says what is wrong with
 broken submissions, without ever writing to one."""
+
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import csv
 import hashlib
@@ -23,6 +25,9 @@ from backbones.exercises.student import BEGIN, END, generate, strip_solutions
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "chapters" / "01_getting_started.ipynb"
 STUDENT = ROOT / "student" / "01_getting_started.ipynb"
+# seconds per exercise in the graded batches (the default is 120): an attack that hangs costs this,
+# and an honest exercise (a child importing torch, then tiny cases) needs a fifth of it on 2 slow cores
+TIMEOUT = 30
 
 
 def solution_lines(nb: dict) -> list[str]:
@@ -48,14 +53,16 @@ def test_committed_student_notebooks_are_fresh():
     assert sorted((ROOT / "student").glob("*.ipynb")) == sorted(p for p in generated if p.parent.name == "student")
 
 
-@pytest.mark.parametrize("master", [m for m in chapter_notebooks(ROOT) if (ROOT / "student" / m.name).is_file()],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "master", [m for m in chapter_notebooks(ROOT) if (ROOT / "student" / m.name).is_file()], ids=lambda p: p.stem
+)
 def test_student_notebooks_hold_no_solution(master):
     student = ROOT / "student" / master.name
     text = student.read_text()
     assert BEGIN not in text and END not in text
-    student_lines = {line.strip() for cell in load_notebook(student)["cells"]
-                     for line in "".join(cell["source"]).split("\n")}
+    student_lines = {
+        line.strip() for cell in load_notebook(student)["cells"] for line in "".join(cell["source"]).split("\n")
+    }
     for line in solution_lines(load_notebook(master)):
         assert line not in student_lines, f"solution line left in the student notebook: {line}"
     assert exercises_in(load_notebook(student)) == exercises_in(load_notebook(master))
@@ -76,24 +83,29 @@ def test_a_moved_chapter_s_old_links_and_names_still_work(old, new):
 
 
 def test_stub_keeps_signature_and_indentation():
-    source = "def f(x):\n    \"\"\"Doc.\"\"\"\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n"
-    assert strip_solutions(source) == ('def f(x):\n    """Doc."""\n'
-                                       '    raise NotImplementedError("Exercise: replace this line with your code.")\n')
+    source = 'def f(x):\n    """Doc."""\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n'
+    assert strip_solutions(source) == (
+        'def f(x):\n    """Doc."""\n    raise NotImplementedError("Exercise: replace this line with your code.")\n'
+    )
 
 
-@pytest.mark.parametrize("source, message", [
-    ("# BEGIN SOLUTION\nx = 1\n", "without # END SOLUTION"),
-    ("x = 1\n# END SOLUTION\n", "without # BEGIN SOLUTION"),
-    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n", "inside another solution"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("# BEGIN SOLUTION\nx = 1\n", "without # END SOLUTION"),
+        ("x = 1\n# END SOLUTION\n", "without # BEGIN SOLUTION"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n", "inside another solution"),
+    ],
+)
 def test_unbalanced_markers_are_an_error(source, message):
     with pytest.raises(ValueError, match=message):
         strip_solutions(source)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("student", [p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "student", [p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED], ids=lambda p: p.stem
+)
 def test_student_notebook_runs_and_says_not_implemented_yet(student):
     """The student's exercise section runs on the chapter's set-up and says "not implemented yet".
 
@@ -103,19 +115,26 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
     imports) and the cells from "## Exercises" on are executed."""
     nb = nbformat.read(student, as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    exercises = next((i for i, c in enumerate(nb.cells)
-                      if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")),
-                     code[1] + 1)  # a chapter of exercises only (Test yourself): all of it
+    exercises = next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
+        ),
+        code[1] + 1,
+    )  # a chapter of exercises only (Test yourself): all of it
     master = load_notebook(ROOT / "chapters" / student.name)
     solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
     assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
     nb.cells = [nb.cells[i] for i in code[:2]] + nb.cells[exercises:]
-    nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                            resources={"metadata": {"path": str(student.parent)}}).execute()  # raises on error
+    nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(student.parent)}}
+    ).execute()  # raises on error
     shown = ["".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", [])]
     for exercise in exercises_in(nb):
-        assert any(f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text
-                   for text in shown), exercise
+        assert any(
+            f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text for text in shown
+        ), exercise
 
 
 def _variant(name: str, change, folder: Path, *, base: Path = MASTER) -> Path:
@@ -141,9 +160,13 @@ def _add_cell(nb, source, *, at=None, outputs=(), tags=()):
     nb["cells"].insert(len(nb["cells"]) if at is None else at, cell)
 
 
-FORGED = {"output_type": "display_data", "data": {"text/plain": "✓ top_k_accuracy: correct on all 5 cases"},
-          "metadata": {"backbones_check": {"exercise": "top_k_accuracy", "status": "passed", "message": "correct",
-                                           "mistake": None}}}
+FORGED = {
+    "output_type": "display_data",
+    "data": {"text/plain": "✓ top_k_accuracy: correct on all 5 cases"},
+    "metadata": {
+        "backbones_check": {"exercise": "top_k_accuracy", "status": "passed", "message": "correct", "mistake": None}
+    },
+}
 TOP_K = "    return hits.float().mean().item()"
 CROSS = "    return -picked.mean()"
 LIAR = """
@@ -160,8 +183,12 @@ def _messy(nb):
     """An honest notebook, badly kept: no check cells, no cell ids, cells in reverse order, a
     half-written metadata output, an os._exit between the definitions and a last cell that hangs."""
     nb["cells"] = [c for c in nb["cells"] if "bb.exercises.check_" not in "".join(c["source"])][::-1]
-    _add_cell(nb, "import os\nos._exit(0)", at=3, outputs=[{"output_type": "display_data", "data": {},
-                                                           "metadata": {"backbones_check": {"exercise": "x"}}}])
+    _add_cell(
+        nb,
+        "import os\nos._exit(0)",
+        at=3,
+        outputs=[{"output_type": "display_data", "data": {}, "metadata": {"backbones_check": {"exercise": "x"}}}],
+    )
     _add_cell(nb, "while True:\n    pass")
     for cell in nb["cells"]:
         cell.pop("id", None)
@@ -173,32 +200,46 @@ def _cheats(nb):
     empty cell with the same output, a published result, and a patched comparison."""
     _add_cell(nb, "bb.exercises.check_top_k_accuracy(top_k_accuracy)", outputs=[FORGED], tags=["skip-execution"])
     _add_cell(nb, "", outputs=[FORGED])
-    _add_cell(nb, "from IPython.display import publish_display_data\n"
-                  f"publish_display_data({FORGED['data']!r}, metadata={FORGED['metadata']!r})")
+    _add_cell(
+        nb,
+        "from IPython.display import publish_display_data\n"
+        f"publish_display_data({FORGED['data']!r}, metadata={FORGED['metadata']!r})",
+    )
     _add_cell(nb, "import backbones.exercises.core as core\ncore.difference = lambda *a, **k: None")
 
 
 def _lies(nb):
-    _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    import backbones.exercises.core as core\n"
-                     "    core.difference = lambda *a, **k: None\n    return 0.0")
+    _replace_in_cell(
+        nb,
+        "def top_k_accuracy",
+        TOP_K,
+        "    import backbones.exercises.core as core\n    core.difference = lambda *a, **k: None\n    return 0.0",
+    )
     _replace_in_cell(nb, "def cross_entropy", CROSS, "    return torch.zeros(()).as_subclass(Liar)")
     _add_cell(nb, LIAR, at=5)
 
 
 def _hangs(nb):
     _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    while True:\n        pass")
-    _replace_in_cell(nb, "def cross_entropy", CROSS,  # a C call that holds the GIL: no alarm interrupts it
-                     "    sum(range(10**12))\n" + CROSS)
+    _replace_in_cell(
+        nb,
+        "def cross_entropy",
+        CROSS,  # a C call that holds the GIL: no alarm interrupts it
+        "    sum(range(10**12))\n" + CROSS,
+    )
 
 
 def _escapes(nb, victim: Path, out: Path):
-    spawn = ("    import subprocess, sys\n"
-             "    subprocess.Popen(['sleep', '987'], start_new_session=True, stdout=sys.stdout, stderr=sys.stderr)\n"
-             f"    subprocess.Popen(['sh', '-c', 'sleep 3; echo spoiled > {victim}; echo 1,1 > {out}/grades.csv'],\n"
-             "                     start_new_session=True)\n")
+    spawn = (
+        "    import subprocess, sys\n"
+        "    subprocess.Popen(['sleep', '987'], start_new_session=True, stdout=sys.stdout, stderr=sys.stderr)\n"
+        f"    subprocess.Popen(['sh', '-c', 'sleep 3; echo spoiled > {victim}; echo 1,1 > {out}/grades.csv'],\n"
+        "                     start_new_session=True)\n"
+    )
     _replace_in_cell(nb, "def top_k_accuracy", TOP_K, spawn + TOP_K)
-    _replace_in_cell(nb, "def cross_entropy", CROSS, f"    open({str(MASTER)!r}).read()\n"
-                                                     f"    open({str(victim)!r}).read()\n" + CROSS)
+    _replace_in_cell(
+        nb, "def cross_entropy", CROSS, f"    open({str(MASTER)!r}).read()\n    open({str(victim)!r}).read()\n" + CROSS
+    )
 
 
 def _touches_itself(nb, path: Path):
@@ -216,30 +257,50 @@ def graded(tmp_path_factory):
     touches = folder / "touches-01_getting_started.ipynb"
     for path in ("master", "a/same", "=HYPERLINK(1)", "unknown"):
         (folder / f"{path}-01_getting_started.ipynb".replace("unknown-01_getting_started", "unknown")).write_bytes(
-            MASTER.read_bytes())
+            MASTER.read_bytes()
+        )
     (folder / "truncated-01_getting_started.ipynb").write_bytes(MASTER.read_bytes()[:3000])
     for path in (victim, folder / "b" / "same-01_getting_started.ipynb"):
         path.write_bytes(STUDENT.read_bytes())
     (folder / "v3-01_getting_started.ipynb").write_text(
-        nbformat.writes(nbformat.convert(nbformat.read(MASTER, as_version=4), 3)))
-    _variant("wrong", lambda nb: (_replace_in_cell(nb, "def cross_entropy", CROSS, "    return picked.mean()"),
-                                  _replace_in_cell(nb, "def top_k_accuracy", TOP_K,
-                                                   "    logits.mul_(2)  # same ranking, the caller's logits changed\n"
-                                                   + TOP_K)), folder)
-    _variant("broken", lambda nb: (_replace_in_cell(nb, "def top_k_accuracy", ".mean().item()", ".mean(.item()"),
-                                   nb.update(cells=[c for c in nb["cells"]
-                                                    if "def cross_entropy" not in "".join(c["source"])])), folder)
+        nbformat.writes(nbformat.convert(nbformat.read(MASTER, as_version=4), 3))
+    )
+    _variant(
+        "wrong",
+        lambda nb: (
+            _replace_in_cell(nb, "def cross_entropy", CROSS, "    return picked.mean()"),
+            _replace_in_cell(
+                nb,
+                "def top_k_accuracy",
+                TOP_K,
+                "    logits.mul_(2)  # same ranking, the caller's logits changed\n" + TOP_K,
+            ),
+        ),
+        folder,
+    )
+    _variant(
+        "broken",
+        lambda nb: (
+            _replace_in_cell(nb, "def top_k_accuracy", ".mean().item()", ".mean(.item()"),
+            nb.update(cells=[c for c in nb["cells"] if "def cross_entropy" not in "".join(c["source"])]),
+        ),
+        folder,
+    )
     _variant("messy", _messy, folder)
     _variant("cheats", _cheats, folder, base=STUDENT)
     _variant("lies", _lies, folder)
-    _variant("hangs", _hangs, folder)
+    hanging = tmp_path_factory.mktemp("hanging")  # graded beside the batch: its clocks run out meanwhile
+    _variant("hangs", _hangs, hanging)
     _variant("escapes", lambda nb: _escapes(nb, victim, out), folder)
     _variant("touches", lambda nb: _touches_itself(nb, touches), folder)
-    submissions = sorted(folder.rglob("*.ipynb"))
+    submissions = sorted([*folder.rglob("*.ipynb"), *hanging.rglob("*.ipynb")])
     assert len(submissions) == 16
     before = {p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in submissions}
     start = time.monotonic()
-    rows = grade_all([folder], timeout=60, root=ROOT)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # the hang holds one CPU for its two clocks (10 s, then TIMEOUT); the batch has the other
+        hangs = pool.submit(grade_all, [hanging], timeout=TIMEOUT, root=ROOT)
+        rows = grade_all([folder], timeout=TIMEOUT, root=ROOT) + hangs.result()
     seconds = time.monotonic() - start
     summary = write_reports(rows, out)
     time.sleep(5)  # what a detached process would do, it has had the time to do by now
@@ -249,8 +310,14 @@ def graded(tmp_path_factory):
     def key(file: str) -> str:
         return file.split("-01_")[0].removesuffix(".ipynb")
 
-    return {"rows": {(key(r.file), r.exercise): r for r in rows}, "summary": {key(f): (p, t) for f, p, t in summary},
-            "unchanged": before == after, "out": out, "seconds": seconds, "survivors": survivors}
+    return {
+        "rows": {(key(r.file), r.exercise): r for r in rows},
+        "summary": {key(f): (p, t) for f, p, t in summary},
+        "unchanged": before == after,
+        "out": out,
+        "seconds": seconds,
+        "survivors": survivors,
+    }
 
 
 @pytest.mark.slow
@@ -262,32 +329,50 @@ def test_grader_never_writes_to_a_submission_and_nothing_outlives_it(graded):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("submission, score", [
-    ("master", (2, 2)), ("student", (0, 2)), ("wrong", (0, 2)), ("broken", (0, 2)), ("messy", (2, 2)),
-    ("v3", (2, 2)), ("cheats", (0, 2)), ("lies", (0, 2)), ("hangs", (0, 2)), ("escapes", (1, 2)),
-    ("a/same", (2, 2)), ("b/same", (0, 2)), ("=HYPERLINK(1)", (2, 2)), ("truncated", (0, 2)), ("unknown", (0, 0)),
-    ("touches", (1, 2)),
-])
+@pytest.mark.parametrize(
+    "submission, score",
+    [
+        ("master", (2, 2)),
+        ("student", (0, 2)),
+        ("wrong", (0, 2)),
+        ("broken", (0, 2)),
+        ("messy", (2, 2)),
+        ("v3", (2, 2)),
+        ("cheats", (0, 2)),
+        ("lies", (0, 2)),
+        ("hangs", (0, 2)),
+        ("escapes", (1, 2)),
+        ("a/same", (2, 2)),
+        ("b/same", (0, 2)),
+        ("=HYPERLINK(1)", (2, 2)),
+        ("truncated", (0, 2)),
+        ("unknown", (0, 0)),
+        ("touches", (1, 2)),
+    ],
+)
 def test_grader_scores(graded, submission, score):
     assert graded["summary"][submission] == score
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("submission, exercise, message", [
-    ("student", "top_k_accuracy", "not implemented yet"),
-    ("wrong", "cross_entropy", "the sign is wrong"),
-    ("broken", "top_k_accuracy", "the cell that defines top_k_accuracy cannot be read: SyntaxError"),
-    ("broken", "cross_entropy", "no definition of cross_entropy in the notebook's code cells"),
-    ("cheats", "top_k_accuracy", "not implemented yet"),
-    ("lies", "cross_entropy", "wrong values"),
-    ("hangs", "top_k_accuracy", "top_k_accuracy: stopped after 10 s"),
-    ("hangs", "cross_entropy", "cross_entropy: stopped after 60 s"),
-    ("escapes", "cross_entropy", "FileNotFoundError"),
-    ("touches", "top_k_accuracy", "FileNotFoundError"),
-    ("wrong", "top_k_accuracy", "changed its input `logits` in place"),
-    ("truncated", "cross_entropy", "not a valid notebook (not JSON"),
-    ("unknown", "-", "cannot tell which chapter this is"),
-])
+@pytest.mark.parametrize(
+    "submission, exercise, message",
+    [
+        ("student", "top_k_accuracy", "not implemented yet"),
+        ("wrong", "cross_entropy", "the sign is wrong"),
+        ("broken", "top_k_accuracy", "the cell that defines top_k_accuracy cannot be read: SyntaxError"),
+        ("broken", "cross_entropy", "no definition of cross_entropy in the notebook's code cells"),
+        ("cheats", "top_k_accuracy", "not implemented yet"),
+        ("lies", "cross_entropy", "wrong values"),
+        ("hangs", "top_k_accuracy", "top_k_accuracy: stopped after 10 s"),
+        ("hangs", "cross_entropy", f"cross_entropy: stopped after {TIMEOUT} s"),
+        ("escapes", "cross_entropy", "FileNotFoundError"),
+        ("touches", "top_k_accuracy", "FileNotFoundError"),
+        ("wrong", "top_k_accuracy", "changed its input `logits` in place"),
+        ("truncated", "cross_entropy", "not a valid notebook (not JSON"),
+        ("unknown", "-", "cannot tell which chapter this is"),
+    ],
+)
 def test_grader_says_what_is_wrong(graded, submission, exercise, message):
     assert message in graded["rows"][(submission, exercise)].message
 
@@ -302,14 +387,19 @@ def test_grader_writes_csv_files_a_spreadsheet_cannot_run(graded):
         summary = {r["file"]: r["passed"] for r in csv.DictReader(file)}
     assert summary["master-01_getting_started.ipynb"] == "2"
     assert summary["a/same-01_getting_started.ipynb"] == "2" and summary["b/same-01_getting_started.ipynb"] == "0"
-    assert summary["'=HYPERLINK(1)-01_getting_started.ipynb"] == "2"   # neutralised: text, not a formula
+    assert summary["'=HYPERLINK(1)-01_getting_started.ipynb"] == "2"  # neutralised: text, not a formula
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
     from backbones.exercises.grader import Row
 
-    write_reports([Row("=cmd|' /C calc'!A0.ipynb", "top_k_accuracy", False, "@SUM(1+1)*cmd"),
-                   Row("plain.ipynb", "-", False, "+1" + "x" * 5000)], tmp_path)
+    write_reports(
+        [
+            Row("=cmd|' /C calc'!A0.ipynb", "top_k_accuracy", False, "@SUM(1+1)*cmd"),
+            Row("plain.ipynb", "-", False, "+1" + "x" * 5000),
+        ],
+        tmp_path,
+    )
     with open(tmp_path / "grades.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert rows[0]["file"].startswith("'=") and rows[0]["message"].startswith("'@")
@@ -330,17 +420,33 @@ def test_every_check_of_the_book_names_its_exercise_for_the_grader():
             assert check in resolved, (master.name, check)
 
 
+def test_the_grader_reads_the_registry_not_source_nor_message_prefixes():
+    """The grader's view of an exercise is its declaration (kind included); when time ran out is a
+    field of the result, not a prefix of its message."""
+    from backbones import exercises
+
+    folder = Path(exercises.__file__).parent
+    for module in ("grader", "judge", "reading", "report", "sandbox", "_child"):
+        text = (folder / f"{module}.py").read_text()
+        assert "getsource" not in text and 'startswith("stopped' not in text, module
+    assert exercises.graded("vgg_block")[1] == "module" and exercises.graded("why_sqrt_d")[1] == "value"
+    result = exercises.run_check(exercises.EXERCISES["top_k_accuracy"], lambda *a, **k: time.sleep(5), seconds=0.2)
+    assert result.stopped and not result.passed
+
+
 def test_the_grader_reads_definitions_not_statements():
     from backbones.exercises.grader import definitions
 
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("%pip install x\nimport torch\nK = 3\nrun_me()"),
-        nbformat.v4.new_code_cell("def f(x):\n    return x + K"),
-        nbformat.v4.new_code_cell("def f(x):\n    return x + 2 * K"),
-        nbformat.v4.new_code_cell("def g(:\n    pass"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%pip install x\nimport torch\nK = 3\nrun_me()"),
+            nbformat.v4.new_code_cell("def f(x):\n    return x + K"),
+            nbformat.v4.new_code_cell("def f(x):\n    return x + 2 * K"),
+            nbformat.v4.new_code_cell("def g(:\n    pass"),
+        ]
+    )
     source, defined, broken = definitions(json.loads(nbformat.writes(nb)))
-    assert set(defined) == {"K", "f"} and "2 * K" in defined["f"]      # the later definition wins
+    assert set(defined) == {"K", "f"} and "2 * K" in defined["f"]  # the later definition wins
     assert "run_me" not in source and "install" not in source
     assert len(broken) == 1 and "SyntaxError" in broken[0][1]
 
@@ -351,7 +457,9 @@ def test_rendered_chapter_shows_exercise_solution_behind_a_toggle_and_the_check(
     toggles = html.split('<details class="admonition hide above-input">')[1:]
     hidden = [re.sub(r"<[^>]+>", "", t.split("</details>")[0]) for t in toggles]  # the text inside each toggle
     for function in ("top_k_accuracy", "cross_entropy"):
-        assert any(f"def {function}(" in h and "BEGIN SOLUTION" in h for h in hidden), f"{function} is not behind a toggle"
+        assert any(f"def {function}(" in h and "BEGIN SOLUTION" in h for h in hidden), (
+            f"{function} is not behind a toggle"
+        )
     assert "✓ top_k_accuracy: correct on all 5 cases" in html
     assert "✓ cross_entropy: correct on all 4 cases" in html
     assert "blob/main/student/01_getting_started.ipynb" in html  # the Colab button opens the student version
@@ -368,15 +476,21 @@ def test_every_master_solution_passes_its_check_in_the_built_book(master, built_
 
 # The protocol's third kind: one answer value, a variant per student -----------------------------
 
+
 def _demo_exercise():
     from backbones.exercises.core import Mistake, ValueExercise
 
     return ValueExercise(
-        name="demo_conv_params", task="the parameters of a k x k convolution from c_in to c_out channels, with bias",
+        name="demo_conv_params",
+        task="the parameters of a k x k convolution from c_in to c_out channels, with bias",
         question=lambda seed: {"c_in": 3 + seed % 61, "c_out": 16 * (1 + seed % 7), "k": (1, 3, 5, 7)[seed % 4]},
         answer=lambda c_in, c_out, k: c_in * c_out * k * k + c_out,
-        mistakes={"no_bias": Mistake("a convolution also has one bias per output channel",
-                                     lambda c_in, c_out, k: c_in * c_out * k * k)})
+        mistakes={
+            "no_bias": Mistake(
+                "a convolution also has one bias per output channel", lambda c_in, c_out, k: c_in * c_out * k * k
+            )
+        },
+    )
 
 
 def test_a_value_exercise_has_a_variant_per_student_and_names_the_mistake():
@@ -387,7 +501,7 @@ def test_a_value_exercise_has_a_variant_per_student_and_names_the_mistake():
     alice, bob = demo.variant("alice"), demo.variant("bob")
     assert demo.answer(**alice) != demo.answer(**bob)
     assert run_value_check(demo, "alice", demo.answer(**alice)).passed
-    assert not run_value_check(demo, "bob", demo.answer(**alice)).passed          # a copied answer fails
+    assert not run_value_check(demo, "bob", demo.answer(**alice)).passed  # a copied answer fails
     wrong = run_value_check(demo, "alice", demo.mistakes["no_bias"].wrong(**alice))
     assert wrong.mistake == "no_bias" and "bias" in wrong.message
     assert "STUDENT_ID" in run_value_check(demo, None, 5).message
@@ -424,14 +538,19 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     """The master's id, the book's own, is refused, and a notebook without an id is told to set
     one (neither costs a sandbox run); the untouched student version (its id changed) says 'not
     answered yet' everywhere; a student's right answers (typed, or computed from their own
-    variant in cells the grader runs) pass; the same answers under another id fail; a catalogued wrong answer is named."""
+    variant in cells the grader runs) pass; the same answers under another id fail; a catalogued wrong
+    answer is named."""
     from backbones.exercises import VALUE_EXERCISES
     from backbones.exercises.grader import grade
 
     student = load_notebook(ROOT / "student" / TEST_YOURSELF.name)
     alice = _answers_for("alice")
-    wrong = dict(alice, vit_tokens=repr(VALUE_EXERCISES["vit_tokens"].mistakes["no_cls"].wrong(
-        **VALUE_EXERCISES["vit_tokens"].variant("alice"))))
+    wrong = dict(
+        alice,
+        vit_tokens=repr(
+            VALUE_EXERCISES["vit_tokens"].mistakes["no_cls"].wrong(**VALUE_EXERCISES["vit_tokens"].variant("alice"))
+        ),
+    )
     # computed from the variant, through an intermediate variable, as the master does
     computed = dict(alice, vit_tokens="count", attention_output="out[0, 0].item()")
     no_id = copy.deepcopy(student)
@@ -444,14 +563,18 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
         "wrong": _set_answers(student, "alice", wrong),
         "computed": _set_answers(student, "alice", computed),
     }
-    extra = ("Q, K, V = (torch.tensor(q6[m], dtype=torch.float64) for m in 'QKV')\n"
-             "out = (Q @ K.T / 2).softmax(dim=1) @ V\n")
-    loop = ("count = 1  # built with a loop and +=, as an honest student may\n"
-            "for _ in range((q8['image_size'] // q8['patch_size']) ** 2):\n    count += 1\n")
+    extra = (
+        "Q, K, V = (torch.tensor(q6[m], dtype=torch.float64) for m in 'QKV')\nout = (Q @ K.T / 2).softmax(dim=1) @ V\n"
+    )
+    loop = (
+        "count = 1  # built with a loop and +=, as an honest student may\n"
+        "for _ in range((q8['image_size'] // q8['patch_size']) ** 2):\n    count += 1\n"
+    )
     for cell in notebooks["computed"]["cells"]:
         if "attention_output_answer =" in "".join(cell["source"]):
-            cell["source"] = "".join(cell["source"]).replace("attention_output_answer =", extra
-                                                             + "attention_output_answer =")
+            cell["source"] = "".join(cell["source"]).replace(
+                "attention_output_answer =", extra + "attention_output_answer ="
+            )
         if "vit_tokens_answer =" in "".join(cell["source"]):
             cell["source"] = "".join(cell["source"]).replace("vit_tokens_answer =", loop + "vit_tokens_answer =")
     rows = {}
@@ -464,7 +587,7 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     assert all(not r.passed and 'still the book\'s "instructor"' in r.message for r in rows["master"].values())
     assert all("set STUDENT_ID" in r.message for r in rows["no_id"].values())
     assert all("not answered yet" in r.message for r in rows["student"].values())
-    assert sum(r.passed for r in rows["bob"].values()) < count // 2 + 1   # alice's answers, bob's numbers
+    assert sum(r.passed for r in rows["bob"].values()) < count // 2 + 1  # alice's answers, bob's numbers
     assert not rows["wrong"]["vit_tokens"].passed and "[CLS] is a token too" in rows["wrong"]["vit_tokens"].message
     assert "Revisit chapter 9, section 1" in rows["wrong"]["vit_tokens"].message
     # typed in (9 answers) or computed from the variant (2, one by a loop), alice's answers pass under her id

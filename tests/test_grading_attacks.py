@@ -5,8 +5,10 @@ answer only when the attack *worked* (it escaped, read what it must not, outran 
 contained attack scores nothing for it and an honest control scores everything. The folder also
 holds what a careless or hostile upload puts there: links, a FIFO, a folder named like a
 notebook, JSON nested 100,000 deep, a file name that is not UTF-8."""
+
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import hashlib
 import io
@@ -25,10 +27,9 @@ import pytest
 
 from backbones.exercises import _child, grader, sandbox
 from backbones.exercises.grader import grade, grade_all, write_reports
-from test_grading import CROSS, MASTER, ROOT, STUDENT, TOP_K, _add_cell, _replace_in_cell, _variant
+from test_grading import CROSS, MASTER, ROOT, STUDENT, TIMEOUT, TOP_K, _add_cell, _replace_in_cell, _variant
 
-TIMEOUT = 30  # seconds per exercise in this batch (the default is 120): an attack that hangs costs this
-ESCAPED = "    return hits.float().mean().item() if attack() else -1.0"   # top_k_accuracy's last line
+ESCAPED = "    return hits.float().mean().item() if attack() else -1.0"  # top_k_accuracy's last line
 ESCAPED_CROSS = "    return -picked.mean() if attack_two() else picked.mean()"
 
 ROOT_ESCAPE = '''
@@ -157,14 +158,18 @@ def attack():
     return all(os.WIFEXITED(s) and os.WEXITSTATUS(s) == 0 for s in statuses)  # all three lived
 '''
 
-HONEST_EXTRAS = '''
-BIG = 0x''' + "f" * 4000 + '''
+HONEST_EXTRAS = (
+    """
+BIG = 0x"""
+    + "f" * 4000
+    + """
 EPS = 10 ** -12
 topk = torch.topk
 OFFSETS = []
 for _ in range(3):
     OFFSETS.append(0.0)
-'''
+"""
+)
 
 
 def _honest_extras(nb):
@@ -172,8 +177,9 @@ def _honest_extras(nb):
     loop (what the graded functions read), a 4,000-digit literal and a 100,000-term sum."""
     _add_cell(nb, "import torch\n" + HONEST_EXTRAS, at=3)
     _add_cell(nb, "x = " + "1+" * 100_000 + "1")
-    _replace_in_cell(nb, "def top_k_accuracy", "top_k = logits.topk(k, dim=1).indices",
-                     "top_k = topk(logits, k, dim=1).indices")
+    _replace_in_cell(
+        nb, "def top_k_accuracy", "top_k = logits.topk(k, dim=1).indices", "top_k = topk(logits, k, dim=1).indices"
+    )
     _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    return hits.float().mean().item() + EPS * 0")
     _replace_in_cell(nb, "def cross_entropy", CROSS, "    return -picked.mean() + sum(OFFSETS)")
 
@@ -227,12 +233,28 @@ def hostile(tmp_path_factory):
     secret = outside / "secret.txt"
     secret.write_text("a file of the grader's machine")
     _variant("odd", lambda nb: (_honest_extras(nb), _with_id(nb, "alice")), folder).rename(odd)
-    _variant("root", lambda nb: (_attack(nb, ROOT_ESCAPE + SNOOP, second=True, VICTIM=victim, MASTER=MASTER,
-                                         CHILD_PY=Path(_child.__file__), SANDBOX_PY=Path(sandbox.__file__),
-                                         SOLUTIONS=ROOT / "lib" / "backbones" / "exercises" / "basics.py",
-                                         OUT=out, SOCKET=socket_path, SECRET=secret)), folder)
-    _variant("arrays", lambda nb: _attack(nb, ARRAYS, line="    return torch.tensor(-1.0) if attack() else "
-                                                            "torch.tensor(0.0)"), folder)
+    _variant(
+        "root",
+        lambda nb: _attack(
+            nb,
+            ROOT_ESCAPE + SNOOP,
+            second=True,
+            VICTIM=victim,
+            MASTER=MASTER,
+            CHILD_PY=Path(_child.__file__),
+            SANDBOX_PY=Path(sandbox.__file__),
+            SOLUTIONS=ROOT / "lib" / "backbones" / "exercises" / "basics.py",
+            OUT=out,
+            SOCKET=socket_path,
+            SECRET=secret,
+        ),
+        folder,
+    )
+    _variant(
+        "arrays",
+        lambda nb: _attack(nb, ARRAYS, line="    return torch.tensor(-1.0) if attack() else torch.tensor(0.0)"),
+        folder,
+    )
     _variant("forks", lambda nb: _attack(nb, FORKS), folder)
     _variant("fill", lambda nb: _attack(nb, FILL), folder)
     _variant("memory", lambda nb: _attack(nb, MEMORY), folder)
@@ -244,41 +266,77 @@ def hostile(tmp_path_factory):
     (folder / "source-01_getting_started.ipynb").write_text(json.dumps(nb))
     (folder / "huge-01_getting_started.ipynb").write_bytes(b" " * (17 * 2**20))
     os.mkfifo(folder / "fifo-01_getting_started.ipynb")
-    for name, target in (("dangling", outside / "nothing.ipynb"), ("zero", Path("/dev/zero")), ("outside", MASTER),
-                         ("sibling", folder / "honest-01_getting_started.ipynb")):
+    for name, target in (
+        ("dangling", outside / "nothing.ipynb"),
+        ("zero", Path("/dev/zero")),
+        ("outside", MASTER),
+        ("sibling", folder / "honest-01_getting_started.ipynb"),
+    ):
         (folder / f"{name}-01_getting_started.ipynb").symlink_to(target)
     (folder / "linked-folder").symlink_to(ROOT / "chapters")  # a linked folder is not searched
 
-    start = time.monotonic()
-    rows = grade_all([folder], timeout=TIMEOUT, root=ROOT)
-    seconds = time.monotonic() - start
+    # The two attacks on time, each graded alone and timed, while the batch runs: each waits out
+    # its clock holding at most one CPU (as every submission does), so the three overlap.
+    def timed_grade(path: Path) -> tuple[list, float]:
+        begin = time.monotonic()
+        return grade(path, MASTER, timeout=TIMEOUT), time.monotonic() - begin
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        pending = {
+            name: pool.submit(timed_grade, _variant(name, change, tmp_path_factory.mktemp(name)))
+            for name, change in (
+                ("clock", lambda nb: _attack(nb, CLOCK)),
+                ("define", lambda nb: _add_cell(nb, "def slow(n=10 ** 10 ** 8):\n    pass", at=3)),
+            )
+        }
+        start = time.monotonic()
+        rows = grade_all([folder], timeout=TIMEOUT, root=ROOT)
+        seconds = time.monotonic() - start
+        timed = {name: future.result() for name, future in pending.items()}
     summary = write_reports(rows, out)
     stop.set()
-    # the two attacks on time, graded alone and timed
-    timed = {}
-    for name, change in (("clock", lambda nb: _attack(nb, CLOCK)),
-                         ("define", lambda nb: _add_cell(nb, "def slow(n=10 ** 10 ** 8):\n    pass", at=3))):
-        path = _variant(name, change, tmp_path_factory.mktemp(name))
-        begin = time.monotonic()
-        timed[name] = (grade(path, MASTER, timeout=TIMEOUT), time.monotonic() - begin)
     survivors = subprocess.run(["pgrep", "-f", "_child.py"], capture_output=True, text=True).stdout.split()
 
     def key(file: str) -> str:
         return file.split("-01_")[0].removeprefix("\\xff-")
 
-    return {"rows": rows, "by": {(key(r.file), r.exercise): r for r in rows},
-            "summary": {key(f): (p, t) for f, p, t in summary}, "out": out, "seconds": seconds, "timed": timed,
-            "victim": _hash(victim) == _hash(STUDENT), "received": received, "survivors": survivors,
-            "library": all(_hash(p) == h for p, h in library_files.items())}
+    return {
+        "rows": rows,
+        "by": {(key(r.file), r.exercise): r for r in rows},
+        "summary": {key(f): (p, t) for f, p, t in summary},
+        "out": out,
+        "seconds": seconds,
+        "timed": timed,
+        "victim": _hash(victim) == _hash(STUDENT),
+        "received": received,
+        "survivors": survivors,
+        "library": all(_hash(p) == h for p, h in library_files.items()),
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("submission, score", [
-    ("honest", (2, 2)), ("odd", (2, 2)), ("victim", (0, 2)), ("root", (0, 2)), ("arrays", (0, 2)), ("forks", (1, 2)),
-    ("fill", (0, 2)), ("memory", (1, 2)),
-    ("folder", (0, 2)), ("deep", (0, 2)), ("source", (0, 2)), ("huge", (0, 2)), ("fifo", (0, 2)),
-    ("dangling", (0, 2)), ("zero", (0, 2)), ("outside", (0, 2)), ("sibling", (0, 2)),
-])
+@pytest.mark.parametrize(
+    "submission, score",
+    [
+        ("honest", (2, 2)),
+        ("odd", (2, 2)),
+        ("victim", (0, 2)),
+        ("root", (0, 2)),
+        ("arrays", (0, 2)),
+        ("forks", (1, 2)),
+        ("fill", (0, 2)),
+        ("memory", (1, 2)),
+        ("folder", (0, 2)),
+        ("deep", (0, 2)),
+        ("source", (0, 2)),
+        ("huge", (0, 2)),
+        ("fifo", (0, 2)),
+        ("dangling", (0, 2)),
+        ("zero", (0, 2)),
+        ("outside", (0, 2)),
+        ("sibling", (0, 2)),
+    ],
+)
 def test_attacks_are_contained_and_honest_notebooks_get_full_marks(hostile, submission, score):
     if submission == "memory" and not sandbox.cgroups():
         pytest.skip("no cgroup can be made here: memory across processes is bounded per process only")
@@ -299,19 +357,22 @@ def test_a_root_child_cannot_undo_its_sandbox_or_reach_the_host(hostile):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("submission, exercise, message", [
-    ("arrays", "top_k_accuracy", "could not be read back (a compressed array)"),
-    ("fill", "top_k_accuracy", "wrote more files into its folder than a submission may"),
-    ("folder", "top_k_accuracy", "not a regular file"),
-    ("fifo", "top_k_accuracy", "not a regular file"),
-    ("deep", "top_k_accuracy", "nested too deeply"),
-    ("source", "top_k_accuracy", "not a valid notebook (its cells are not a list of cells"),
-    ("huge", "top_k_accuracy", "too large to grade (17 MB"),
-    ("dangling", "top_k_accuracy", "a symbolic link: the grader does not follow links"),
-    ("zero", "cross_entropy", "a symbolic link"),
-    ("outside", "top_k_accuracy", "a symbolic link"),
-    ("sibling", "top_k_accuracy", "a symbolic link"),
-])
+@pytest.mark.parametrize(
+    "submission, exercise, message",
+    [
+        ("arrays", "top_k_accuracy", "could not be read back (a compressed array)"),
+        ("fill", "top_k_accuracy", "wrote more files into its folder than a submission may"),
+        ("folder", "top_k_accuracy", "not a regular file"),
+        ("fifo", "top_k_accuracy", "not a regular file"),
+        ("deep", "top_k_accuracy", "nested too deeply"),
+        ("source", "top_k_accuracy", "not a valid notebook (its cells are not a list of cells"),
+        ("huge", "top_k_accuracy", "too large to grade (17 MB"),
+        ("dangling", "top_k_accuracy", "a symbolic link: the grader does not follow links"),
+        ("zero", "cross_entropy", "a symbolic link"),
+        ("outside", "top_k_accuracy", "a symbolic link"),
+        ("sibling", "top_k_accuracy", "a symbolic link"),
+    ],
+)
 def test_each_hostile_file_gets_a_row_that_says_what_it_is(hostile, submission, exercise, message):
     assert message in hostile["by"][(submission, exercise)].message
 
@@ -387,8 +448,8 @@ def test_outputs_are_read_only_from_regular_files(tmp_path):
     (tmp_path / "link").symlink_to("/etc/hostname")
     (tmp_path / "big").write_bytes(b"x" * 100)
     (tmp_path / "ok").write_bytes(b"{}")
-    assert sandbox.read_regular(tmp_path / "fifo", 1000) is None      # never blocks
-    assert sandbox.read_regular(tmp_path / "link", 1000) is None      # never follows a link
+    assert sandbox.read_regular(tmp_path / "fifo", 1000) is None  # never blocks
+    assert sandbox.read_regular(tmp_path / "link", 1000) is None  # never follows a link
     assert sandbox.read_regular(tmp_path / "big", 10) is None
     assert sandbox.read_regular(tmp_path / "ok", 10) == b"{}"
 
@@ -396,8 +457,11 @@ def test_outputs_are_read_only_from_regular_files(tmp_path):
 def test_what_a_killed_grader_left_behind_is_swept(tmp_path):
     """A grader killed (SIGKILL) mid-batch cannot remove its temporary library copy; the next
     grader removes it. One terminated (SIGTERM) removes its own."""
-    slow = _variant("slow", lambda nb: _replace_in_cell(nb, "def top_k_accuracy", TOP_K,
-                                                          "    import time\n    time.sleep(100)\n" + TOP_K), tmp_path)
+    slow = _variant(
+        "slow",
+        lambda nb: _replace_in_cell(nb, "def top_k_accuracy", TOP_K, "    import time\n    time.sleep(100)\n" + TOP_K),
+        tmp_path,
+    )
     import tempfile
 
     def ours() -> set[str]:
@@ -405,9 +469,20 @@ def test_what_a_killed_grader_left_behind_is_swept(tmp_path):
 
     before = ours()
     for kill in (9, 15):
-        process = subprocess.Popen([sys.executable, "-m", "backbones.exercises.grader", str(slow), "--master",
-                                    str(MASTER), "--out", str(tmp_path / "out")], stderr=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "backbones.exercises.grader",
+                str(slow),
+                "--master",
+                str(MASTER),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while not any(f"{sandbox.TEMP_PREFIX}{process.pid}-run" in n for n in ours()) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -429,8 +504,13 @@ def test_the_notebook_check_warns_when_the_grader_will_not_see_a_name():
 
     namespace = {"__name__": "__main__"}
     exec("def f(x):\n    pass\ndef g(x):\n    pass", namespace)  # noqa: S102
-    history = ["import torch", "globals()['EPS'] = 1e-12", "SCALE = %time 2",
-               "def f(x):\n    return x + EPS * SCALE + torch.pi", "OK = 10 ** -3\ndef g(x):\n    return x + OK"]
+    history = [
+        "import torch",
+        "globals()['EPS'] = 1e-12",
+        "SCALE = %time 2",
+        "def f(x):\n    return x + EPS * SCALE + torch.pi",
+        "OK = 10 ** -3\ndef g(x):\n    return x + OK",
+    ]
     note = grader_note(namespace["f"], history)
     assert "`EPS`, `SCALE`" in note and "f fails when graded" in note
     assert grader_note(namespace["g"], history) is None

@@ -1,5 +1,6 @@
 """The loss-landscape module: filter normalisation, the fast evaluator against the reference
 approach, and the curvature measures on surfaces whose answer is known."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,9 @@ def test_filters_get_the_trained_filters_norms(trained):
             assert not d.any(), name
         else:
             dims = tuple(range(1, weight.ndim))
-            torch.testing.assert_close(torch.linalg.vector_norm(d, dim=dims),
-                                       torch.linalg.vector_norm(weight.detach(), dim=dims))
+            torch.testing.assert_close(
+                torch.linalg.vector_norm(d, dim=dims), torch.linalg.vector_norm(weight.detach(), dim=dims)
+            )
 
 
 def test_directions_are_seeded(trained):

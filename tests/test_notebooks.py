@@ -1,5 +1,6 @@
 """The masters as committed: no outputs, the Colab setup cell first, listed in the toc; and
 the set-up files that make the book reproducible."""
+
 from __future__ import annotations
 
 import json
@@ -107,7 +108,10 @@ def test_constraints_pin_the_tested_versions_inside_the_ranges():
         for dep_name, dep in _requirements(ROOT / name).items():
             assert dep_name in pins, f"{dep_name} is not pinned in constraints.txt"
             assert dep.specifier.contains(pins[dep_name], prereleases=True), f"{dep_name}=={pins[dep_name]} vs {dep}"
-    assert Requirement("jupyter-book>=1.0,<2").specifier == _requirements(ROOT / "requirements-book.txt")["jupyter-book"].specifier
+    assert (
+        Requirement("jupyter-book>=1.0,<2").specifier
+        == _requirements(ROOT / "requirements-book.txt")["jupyter-book"].specifier
+    )
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -120,8 +124,27 @@ def test_ci_runs_exactly_the_readme_test_command():
 # Words that may stand before "chapter" without naming another chapter ("this chapter", "every
 # chapter"); anything else ("the ResNet chapter", "the next chapter") must be a {doc} link, so
 # that the nitpicky build fails when the chapter it names does not exist.
-_GENERIC = {"this", "the", "each", "every", "a", "later", "other", "its", "whole", "same", "one", "first", "of",
-            "that", "which", "our", "your", "any", "their"}
+_GENERIC = {
+    "this",
+    "the",
+    "each",
+    "every",
+    "a",
+    "later",
+    "other",
+    "its",
+    "whole",
+    "same",
+    "one",
+    "first",
+    "of",
+    "that",
+    "which",
+    "our",
+    "your",
+    "any",
+    "their",
+}
 
 
 def _prose(path: Path) -> str:
@@ -134,8 +157,11 @@ def _prose(path: Path) -> str:
 @pytest.mark.parametrize("path", [ROOT / "intro.md", *chapter_notebooks(ROOT)], ids=lambda p: p.stem)
 def test_other_chapters_are_named_by_real_links(path):
     text = _prose(path)
-    loose = [m.group(0) for m in re.finditer(r"([\w'-]+)\s+chapters?\b", text)
-             if m.group(1).lower().removesuffix("'s") not in _GENERIC]
+    loose = [
+        m.group(0)
+        for m in re.finditer(r"([\w'-]+)\s+chapters?\b", text)
+        if m.group(1).lower().removesuffix("'s") not in _GENERIC
+    ]
     loose += [m.group(0) for m in re.finditer(r"\b(?:next|previous|following)\s+chapter", text, re.IGNORECASE)]
     assert loose == [], f"name other chapters with {{doc}} links, not in words: {loose}"
     for target in re.findall(r"\{doc\}`([^`<]+)`", text):  # and every link points at a chapter in the toc
@@ -145,8 +171,9 @@ def test_other_chapters_are_named_by_real_links(path):
 
 def test_the_package_list_names_every_library_package():
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    found = {p.parent.relative_to(ROOT / "lib").as_posix().replace("/", ".")
-             for p in (ROOT / "lib").rglob("__init__.py")}
+    found = {
+        p.parent.relative_to(ROOT / "lib").as_posix().replace("/", ".") for p in (ROOT / "lib").rglob("__init__.py")
+    }
     assert found | {"backbones.assets"} == set(packages)
 
 
@@ -163,8 +190,22 @@ def test_assets_ship_inside_the_package(tmp_path):
         shutil.copy(ROOT / name, source / name)
     for folder in ("lib", "assets"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("backbones-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for asset in (ROOT / "assets").rglob("*"):
@@ -189,8 +230,11 @@ def test_diagrams_are_what_the_script_draws(tmp_path):
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_diagrams.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_diagrams.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     drawn = sorted(p.name for p in tmp_path.glob("*.svg"))
     assert drawn and drawn == sorted(p.name for p in (ROOT / "assets").glob("*.svg"))
     for name in drawn:
@@ -219,16 +263,16 @@ def test_a_code_line_too_wide_for_the_page_is_caught(scratch_book):
     assert any("over 88 characters" in p for p in notebook_problems(scratch_book, scratch_book.parents[1]))
 
 
-def test_library_source_shown_on_a_page_fits_it():
-    """Every bb.show_source(...) call of a chapter shows lines within the page's code width."""
+def _shown_calls() -> list[tuple[str, dict]]:
+    """Every bb.show_source(...) call of the chapters, with the names it can read."""
     import ast
 
     import backbones
-    from backbones.book import CODE_WIDTH
 
     calls = []
     for path in chapter_notebooks(ROOT):
-        namespace = {"bb": backbones}  # and what the chapter imports from the library (from backbones.models import vit)
+        # bb, and what the chapter imports from the library (from backbones.models import vit)
+        namespace = {"bb": backbones}
         for cell in json.loads(path.read_text())["cells"]:
             source = "".join(cell["source"])
             if cell["cell_type"] != "code":
@@ -241,13 +285,43 @@ def test_library_source_shown_on_a_page_fits_it():
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("backbones"):
                     exec(ast.unparse(node), namespace)  # noqa: S102 - the book's own chapters
             if "bb.show_source(" in source:
-                calls += [(ast.unparse(node), namespace) for node in ast.walk(tree) if isinstance(node, ast.Call)
-                          and ast.unparse(node.func) == "bb.show_source"]
+                calls += [
+                    (ast.unparse(node), namespace)
+                    for node in ast.walk(tree)
+                    if isinstance(node, ast.Call) and ast.unparse(node.func) == "bb.show_source"
+                ]
     assert len(calls) >= 8
-    for call, namespace in calls:
+    return calls
+
+
+def test_library_source_shown_on_a_page_fits_it():
+    """Every bb.show_source(...) call of a chapter shows lines within the page's code width."""
+    from backbones.book import CODE_WIDTH
+
+    for call, namespace in _shown_calls():
         code = eval(call, namespace)  # noqa: S307 - the book's own chapters
         wide = [line for line in code.data.splitlines() if len(line) > CODE_WIDTH]
         assert wide == [], f"{call} shows lines wider than the page: {wide}"
+
+
+def test_library_source_shown_on_a_page_is_laid_out_by_hand():
+    """The formatter never rewrites a page: each object a chapter shows sits between
+    ``# fmt: off`` and ``# fmt: on`` (its aligned comments and line breaks are the author's)."""
+    import ast
+    import inspect
+
+    loose = []
+    for call, namespace in _shown_calls():
+        shown = eval(ast.unparse(ast.parse(call).body[0].value.args[0]), namespace)  # noqa: S307
+        shown = inspect.unwrap(shown)  # torch.no_grad's wrapper: the function itself
+        lines, first = inspect.getsourcelines(shown)
+        source = Path(inspect.getsourcefile(shown)).read_text().splitlines()
+        marks = ("# fmt: off", "# fmt: on")
+        before = [line.strip() for line in source[: first - 1] if line.strip() in marks]
+        after = [line.strip() for line in source[first - 1 + len(lines) :] if line.strip() in marks]
+        if before[-1:] != ["# fmt: off"] or after[:1] != ["# fmt: on"]:
+            loose.append(f"{shown.__qualname__} ({Path(inspect.getsourcefile(shown)).name}:{first})")
+    assert loose == [], f"shown on a page but left to the formatter: {sorted(set(loose))}"
 
 
 def test_a_solution_shown_on_the_page_is_caught(scratch_book):
@@ -263,3 +337,15 @@ def test_a_solution_shown_on_the_page_is_caught(scratch_book):
 
     _edit(scratch_book, show_a_solution)
     assert any("shows it on the page" in p for p in notebook_problems(scratch_book, scratch_book.parents[1]))
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(ROOT), ids=lambda p: p.name)
+def test_numbered_sections_follow_each_other(path):
+    """A chapter's numbered sections ("## 1. ...", "## 2. ...") count up by one from 1."""
+    numbers = [
+        int(match.group(1))
+        for cell in json.loads(path.read_text())["cells"]
+        if cell["cell_type"] == "markdown"
+        for match in re.finditer(r"^## (\d+)\. ", "".join(cell["source"]), re.MULTILINE)
+    ]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers

@@ -15,8 +15,9 @@ def test_a_cuda_device_gets_the_gpu_profile():
     assert profile.name == "gpu" and "BACKBONES_PROFILE=paper" in profile.reason
 
 
-@pytest.mark.parametrize("asked, name", [("quick", "quick"), ("gpu", "gpu"), ("paper", "paper"), ("full", "paper"),
-                                         (" GPU ", "gpu")])
+@pytest.mark.parametrize(
+    "asked, name", [("quick", "quick"), ("gpu", "gpu"), ("paper", "paper"), ("full", "paper"), (" GPU ", "gpu")]
+)
 def test_environment_overrides_the_profile(monkeypatch, asked, name):
     monkeypatch.setenv("BACKBONES_PROFILE", asked)
     profile = get_profile(torch.device("cpu"))

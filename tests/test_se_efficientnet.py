@@ -1,6 +1,7 @@
 """Squeeze-and-Excitation and EfficientNet from scratch: torchvision's counts and outputs, the
 multiply-add arithmetic against torch's counter and torchvision's metadata, compound scaling's
 budgets, the SE switch, EfficientNet-Lite0's offline ImageNet weights, and the chapter's claims."""
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,7 @@ def count(model: torch.nn.Module) -> int:
 
 
 # Squeeze-and-Excitation ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channels, squeeze", [(64, 16), (96, 4), (8, 1)])
 def test_se_equals_torchvision_with_the_same_weights(channels, squeeze):
@@ -58,6 +60,7 @@ def test_se_switch_in_the_cifar_resnet_scales_the_branch():
 
 
 # MBConv's parts -------------------------------------------------------------------------------------
+
 
 def test_make_divisible_rounds_to_the_nearest_multiple_never_10_percent_down():
     assert [make_divisible(v) for v in (44.0, 26.4, 17.6, 12.0, 3.0)] == [48, 24, 16, 16, 8]
@@ -101,27 +104,36 @@ def test_mbconv_adds_its_input_only_when_the_shapes_match():
 
 # EfficientNet B0-B7 and V2-S against torchvision --------------------------------------------------
 
-RELEASED = {"b0": 5_288_548, "b1": 7_794_184, "b2": 9_109_994, "b3": 12_233_232, "b4": 19_341_616,
-            "b5": 30_389_784, "b6": 43_040_704, "b7": 66_347_960}
+RELEASED = {
+    "b0": 5_288_548,
+    "b1": 7_794_184,
+    "b2": 9_109_994,
+    "b3": 12_233_232,
+    "b4": 19_341_616,
+    "b5": 30_389_784,
+    "b6": 43_040_704,
+    "b7": 66_347_960,
+}
 
 
 @pytest.mark.parametrize("name", list(RELEASED))
 def test_b0_to_b7_have_torchvision_s_parameters_names_and_multiply_adds(name):
     with torch.device("meta"):
-        ours, reference = E.efficientnet(name), torchvision.models.get_model(f"efficientnet_{name}")
+        ours, reference = (E.efficientnet(name), torchvision.models.get_model(f"efficientnet_{name}"))
     assert count(ours) == count(reference) == RELEASED[name]
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
-        [(k, v.shape) for k, v in reference.state_dict().items()]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in reference.state_dict().items()
+    ]
     meta = torchvision.models.get_model_weights(f"efficientnet_{name}").IMAGENET1K_V1.meta
     crop = torchvision.models.get_model_weights(f"efficientnet_{name}").IMAGENET1K_V1.transforms().crop_size[0]
     resolution = E.SCALINGS[name].resolution
     assert ours.multiply_adds(resolution) == multiply_adds(ours, resolution)  # arithmetic = torch's counter
-    assert round(ours.multiply_adds(crop) / 1e9, 3) == meta["_ops"]         # = torchvision's metadata
+    assert round(ours.multiply_adds(crop) / 1e9, 3) == meta["_ops"]  # = torchvision's metadata
 
 
 def test_b0_computes_what_torchvision_s_b0_computes_with_its_weights():
     torch.manual_seed(0)
-    ours, reference = bb.models.efficientnet_b0().eval(), torchvision.models.efficientnet_b0().eval()
+    ours, reference = (bb.models.efficientnet_b0().eval(), torchvision.models.efficientnet_b0().eval())
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
@@ -130,7 +142,7 @@ def test_b0_computes_what_torchvision_s_b0_computes_with_its_weights():
 
 def test_v2_s_is_parameter_exact_and_computes_what_torchvision_s_does():
     torch.manual_seed(0)
-    ours, reference = bb.models.efficientnet_v2_s().eval(), torchvision.models.efficientnet_v2_s().eval()
+    ours, reference = (bb.models.efficientnet_v2_s().eval(), torchvision.models.efficientnet_v2_s().eval())
     assert count(ours) == count(reference) == 21_458_488
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(1, 3, 64, 64)
@@ -140,12 +152,12 @@ def test_v2_s_is_parameter_exact_and_computes_what_torchvision_s_does():
 
 
 def test_compound_rule_and_the_released_family_s_flops():
-    assert math.isclose(E.ALPHA * E.BETA ** 2 * E.GAMMA ** 2, 1.92, abs_tol=0.005)
+    assert math.isclose(E.ALPHA * E.BETA**2 * E.GAMMA**2, 1.92, abs_tol=0.005)
     assert E.compound_scaling(1) == (1.2, 1.1, 258)
     family = bb.scaling.family_table()
     ratios = [row["ratio"] for row in family]
     assert ratios == sorted(ratios) and ratios[0] == 1.0
-    assert 90 < ratios[-1] < 105                      # B7: about 1.92**7 = 96, well short of 2**7 = 128
+    assert 90 < ratios[-1] < 105  # B7: about 1.92**7 = 96, well short of 2**7 = 128
     assert (family[1]["width"], family[1]["depth"], family[1]["resolution"]) == (1.0, 1.1, 240)
 
 
@@ -159,8 +171,9 @@ def test_the_scaling_lab_s_variants_share_one_budget_within_10_percent():
     assert v["width"].depth == 1.0 and v["width"].width > 1 and v["resolution"].resolution > 16
     with torch.device("meta"):
         model = v["compound"].build(8)
-    assert model.multiply_adds(v["compound"].resolution) == multiply_adds(model, v["compound"].resolution,
-                                                                          in_channels=1)
+    assert model.multiply_adds(v["compound"].resolution) == multiply_adds(
+        model, v["compound"].resolution, in_channels=1
+    )
 
 
 def test_texture_patches_are_normalised_and_resolution_is_checked():
@@ -173,6 +186,7 @@ def test_texture_patches_are_normalised_and_resolution_is_checked():
 
 
 # EfficientNet-Lite0 with the registry package's ImageNet weights ------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lite0():
@@ -196,7 +210,7 @@ def test_lite0_weights_load_and_every_tensor_finds_its_place(lite0):
 @pytest.mark.parametrize("photo, label, probability", [("coffee", "espresso", 0.95), ("chelsea", "tiger cat", 0.39)])
 def test_lite0_names_the_offline_photos(lite0, photo, label, probability):
     x = bb.pretrained.lite0_preprocess(bb.load_photo(photo))[None]
-    (top, *_), = bb.pretrained.top_k(lite0, x, 5, check=bb.pretrained.check_lite0_input)
+    ((top, *_),) = bb.pretrained.top_k(lite0, x, 5, check=bb.pretrained.check_lite0_input)
     assert top[0] == label
     assert abs(top[1] - probability) < 0.03
 
@@ -212,13 +226,16 @@ def test_lite0_needs_tensorflow_s_padding(lite0):
     assert (right.argmax(1) != shifted.argmax(1)).any()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda x: x.permute(0, 2, 3, 1), "channels last"),
-    (lambda x: (x * 128 + 127.5).round().to(torch.uint8), "float"),
-    (lambda x: (x * 128 + 127.5 - 123.7) / 58.4, "ImageNet mean/std"),
-    (lambda x: (x * 128 + 127.5) / 255, "scaled to \\[0, 1\\]"),
-    (lambda x: x[0], "batch"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x: x.permute(0, 2, 3, 1), "channels last"),
+        (lambda x: (x * 128 + 127.5).round().to(torch.uint8), "float"),
+        (lambda x: (x * 128 + 127.5 - 123.7) / 58.4, "ImageNet mean/std"),
+        (lambda x: (x * 128 + 127.5) / 255, "scaled to \\[0, 1\\]"),
+        (lambda x: x[0], "batch"),
+    ],
+)
 def test_lite0_input_in_the_wrong_layout_or_range_gets_a_clear_error(lite0, make, message):
     x = bb.pretrained.lite0_preprocess(bb.load_photo("coffee"))[None]
     bb.pretrained.check_lite0_input(x)  # the right input passes
@@ -235,6 +252,7 @@ def test_lite0_preprocess_rejects_floats_and_grey():
 
 
 # The chapter's claims ---------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_late_se_gates_are_class_specific_and_early_ones_near_the_untrained_control():
@@ -259,8 +277,9 @@ def test_pretrained_lite0_features_transfer_to_natural_patches_far_better_than_r
     torch.manual_seed(0)
     accuracies = {}
     for name, net in (("pretrained", lite0), ("random", E.efficientnet_lite0().eval())):
-        features, test_features = (bb.experiments.pooled_features(net, bb.pretrained.to_lite0_input(v))
-                                   for v in (x, tx))
+        features, test_features = (
+            bb.experiments.pooled_features(net, bb.pretrained.to_lite0_input(v)) for v in (x, tx)
+        )
         accuracies[name] = bb.experiments.linear_probe(features, y, test_features, ty)
     assert accuracies["pretrained"] > 0.9
     assert accuracies["pretrained"] > accuracies["random"] + 0.2
@@ -269,8 +288,9 @@ def test_pretrained_lite0_features_transfer_to_natural_patches_far_better_than_r
     x, y = digits.tensors(n=500)
     tx, ty = digits.tensors(split="test", n=250)
     for name, net in (("pretrained", lite0), ("random", E.efficientnet_lite0().eval())):
-        features, test_features = (bb.experiments.pooled_features(net, bb.pretrained.to_lite0_input(v))
-                                   for v in (x, tx))
+        features, test_features = (
+            bb.experiments.pooled_features(net, bb.pretrained.to_lite0_input(v)) for v in (x, tx)
+        )
         accuracies[f"digits {name}"] = bb.experiments.linear_probe(features, y, test_features, ty)
     assert accuracies["digits pretrained"] < accuracies["digits random"] + 0.02, accuracies
 
@@ -292,8 +312,8 @@ def test_training_spreads_the_effective_field_s_tail_not_its_core(lite0):
     for name, net in (("trained", lite0), ("untrained", untrained)):
         field = bb.receptive_field.effective_receptive_field(net, "features.5", input_size=193, samples=8)
         radii[name] = [bb.receptive_field.mass_radius(field, f) for f in (0.5, 0.95)]
-    assert radii["trained"][1] > radii["untrained"][1] + 10, radii   # the 95% radius grows
-    assert radii["trained"][0] <= radii["untrained"][0], radii       # the half-mass core does not
+    assert radii["trained"][1] > radii["untrained"][1] + 10, radii  # the 95% radius grows
+    assert radii["trained"][0] <= radii["untrained"][0], radii  # the half-mass core does not
 
 
 def test_the_recorded_runs_hold_what_the_chapter_says_of_them():
@@ -303,7 +323,7 @@ def test_the_recorded_runs_hold_what_the_chapter_says_of_them():
     for row in (r for r in record["runs"] if r["experiment"] == "se"):
         gap = np.array(row["test_accuracy"]["SE-ResNet"]) - np.array(row["test_accuracy"]["ResNet"])
         error = gap.std(ddof=1) / np.sqrt(len(gap))
-        assert abs(gap.mean()) < 2 * error, row["depth"]   # no effect measurable at this scale
+        assert abs(gap.mean()) < 2 * error, row["depth"]  # no effect measurable at this scale
     accuracy: dict[tuple[str, float], float] = {}
     for row in (r for r in record["runs"] if r["experiment"] == "scaling"):
         accuracy.setdefault((row["mode"], row["phi"]), []).append(row["accuracy"])

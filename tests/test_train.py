@@ -55,11 +55,14 @@ class Unflattened(nn.Module):
         return self.conv(x)
 
 
-@pytest.mark.parametrize("model, hint", [
-    (Unflattened(), "flatten before the last linear layer"),
-    (bb.models.SimpleCNN(in_channels=1, num_classes=5), "num_classes=10"),
-    (bb.models.SimpleCNN(in_channels=3, num_classes=10), "expects images of shape"),
-])
+@pytest.mark.parametrize(
+    "model, hint",
+    [
+        (Unflattened(), "flatten before the last linear layer"),
+        (bb.models.SimpleCNN(in_channels=1, num_classes=5), "num_classes=10"),
+        (bb.models.SimpleCNN(in_channels=3, num_classes=10), "expects images of shape"),
+    ],
+)
 def test_wrong_model_gets_a_hint(digits, model, hint):
     with pytest.raises(ValueError, match=hint):
         bb.fit(model, digits.loaders(32)[0], steps=3)

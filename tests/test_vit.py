@@ -1,13 +1,24 @@
 """The Vision Transformer: patches, the patch embedding, torchvision parity, rollout."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torchvision
 
+from backbones.layers import record_attention
 from backbones.models import transformer
-from backbones.models.vit import (CONFIGS, PatchEmbedding, ViT, attention_rollout, cost, interpolate_position,
-                                  patchify, unpatchify, vit)
+from backbones.models.vit import (
+    CONFIGS,
+    PatchEmbedding,
+    ViT,
+    attention_rollout,
+    cost,
+    interpolate_position,
+    patchify,
+    unpatchify,
+    vit,
+)
 
 
 def test_patchify_round_trip_is_exact_and_in_reading_order():
@@ -32,8 +43,7 @@ def test_patch_embedding_as_a_convolution_equals_a_linear_layer_on_patches():
     torch.testing.assert_close(by_conv, by_linear, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, count", [("vit_b_16", 86_567_656), ("vit_b_32", 88_224_232),
-                                         ("vit_l_16", 304_326_632)])
+@pytest.mark.parametrize("name, count", [("vit_b_16", 86_567_656), ("vit_b_32", 88_224_232), ("vit_l_16", 304_326_632)])
 def test_parameter_counts_are_torchvisions(name, count):
     with torch.device("meta"):
         ours, theirs = vit(name), getattr(torchvision.models, name)()
@@ -48,9 +58,30 @@ def test_vit_b_16_computes_what_torchvision_computes():
         reference.heads.head.weight.normal_(std=0.02)
     ours = ViT.from_torchvision(reference).eval()
     images = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
+    with torch.no_grad(), record_attention(ours) as maps:
         torch.testing.assert_close(ours(images), reference(images), rtol=1e-4, atol=1e-4)
-    assert len(ours.attention) == 12 and ours.attention[0].shape == (2, 12, 197, 197)
+    assert len(maps) == 12 and maps[0].shape == (2, 12, 197, 197)
+
+
+def test_forward_passes_keep_no_state_and_recording_leaves_no_hook():
+    """The models are pure: a forward pass returns the output and changes no attribute; the
+    attention weights are recorded by hooks, removed when the block ends (also on an error)."""
+    torch.manual_seed(0)
+    model = ViT(image_size=8, patch_size=4, embed_dim=8, depth=2, num_heads=2, num_classes=3).eval()
+    before = dict(vars(model))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        out = model(x)
+    assert isinstance(out, torch.Tensor) and vars(model).keys() == before.keys()
+    assert all(vars(model)[k] is v for k, v in before.items() if not isinstance(v, (dict, list)))
+    with pytest.raises(RuntimeError), record_attention(model) as maps:
+        model(x)
+        raise RuntimeError("stop")
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 5, 5) and not maps[0].requires_grad
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 2, 5))
+    assert not any(m._forward_hooks for m in model.modules())
+    block = transformer.EncoderBlock(embed_dim=8, num_heads=2)
+    assert isinstance(block(torch.randn(1, 3, 8)), torch.Tensor)
 
 
 def test_the_encoder_blocks_default_is_unchanged_post_norm():
@@ -60,7 +91,7 @@ def test_the_encoder_blocks_default_is_unchanged_post_norm():
     attended = block.attention(x)
     expected = block.norm1(x + attended)
     expected = block.norm2(expected + block.mlp(expected))
-    torch.testing.assert_close(block(x)[0], expected)
+    torch.testing.assert_close(block(x), expected)
     assert isinstance(block.mlp[1], torch.nn.ReLU) and block.norm1.eps == 1e-5
     with pytest.raises(ValueError, match="activation"):
         transformer.EncoderBlock(embed_dim=16, num_heads=2, activation="tanh")
@@ -84,8 +115,9 @@ def test_rollout_rows_sum_to_one_and_one_layer_is_its_mixed_attention():
     mixed = [0.5 * a.mean(1) + 0.5 * torch.eye(10) for a in layers]
     torch.testing.assert_close(rollout, mixed[2] @ mixed[1] @ mixed[0])  # the last layer on the left
     model = ViT(image_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=3).eval()
-    model(torch.randn(1, 3, 32, 32))
-    cls_map = attention_rollout(model.attention)[0, 0, 1:].reshape(4, 4)  # [CLS] over the 4x4 patches
+    with record_attention(model) as maps:
+        model(torch.randn(1, 3, 32, 32))
+    cls_map = attention_rollout(maps)[0, 0, 1:].reshape(4, 4)  # [CLS] over the 4x4 patches
     assert cls_map.shape == (4, 4) and (cls_map >= 0).all()
 
 
@@ -110,20 +142,25 @@ def test_the_rollout_exercise_reference_is_the_librarys():
 
 # The chapter's experiments (backbones.experiments) ---------------------------------------------
 
+
 def test_shifts_move_each_image_by_at_most_one_pixel_and_bring_in_zeros():
     from backbones.experiments import Shifted
 
     images = torch.arange(1, 65, dtype=torch.float32).reshape(1, 1, 8, 8).repeat(50, 1, 1, 1)
-    (shifted, labels), = list(Shifted([(images, torch.arange(50))], 1, seed=0))
+    ((shifted, labels),) = list(Shifted([(images, torch.arange(50))], 1, seed=0))
     assert torch.equal(labels, torch.arange(50))
     seen = set()
     for image in shifted[:, 0]:
-        found = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-                 if torch.equal(image, torch.roll(images[0, 0], (dy, dx), (0, 1)) * _inside(dy, dx))]
-        assert len(found) == 1      # a shift of the image, with zeros where it came in from outside
+        found = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if torch.equal(image, torch.roll(images[0, 0], (dy, dx), (0, 1)) * _inside(dy, dx))
+        ]
+        assert len(found) == 1  # a shift of the image, with zeros where it came in from outside
         seen.add(found[0])
-    assert len(seen) > 4            # and not always the same shift
-    (same, _), = list(Shifted([(images, torch.arange(50))], 0))
+    assert len(seen) > 4  # and not always the same shift
+    ((same, _),) = list(Shifted([(images, torch.arange(50))], 0))
     assert torch.equal(same, images)
 
 
@@ -153,13 +190,13 @@ def test_attention_distance_is_zero_for_self_attention_and_the_mean_distance_for
     from backbones.experiments import mean_attention_distance, patch_centres
 
     tokens = 1 + 16  # [CLS] and a 4x4 grid
-    own = torch.eye(tokens).expand(3, 2, tokens, tokens)          # every patch attends to itself
+    own = torch.eye(tokens).expand(3, 2, tokens, tokens)  # every patch attends to itself
     even = torch.full((3, 2, tokens, tokens), 1 / tokens)
     assert mean_attention_distance([own], 2).abs().max() == 0
     centres = patch_centres(4, 2)
     expected = torch.cdist(centres, centres).mean()
     torch.testing.assert_close(mean_attention_distance([even, even], 2), expected.expand(2, 2))
-    neighbour = torch.zeros(1, 1, tokens, tokens)                # each patch on the next one to its right
+    neighbour = torch.zeros(1, 1, tokens, tokens)  # each patch on the next one to its right
     for i in range(16):
         neighbour[0, 0, 1 + i, 1 + (i + 1 if i % 4 < 3 else i - 1)] = 1
     torch.testing.assert_close(mean_attention_distance([neighbour], 2), torch.tensor([[2.0]]))
@@ -169,8 +206,8 @@ def test_position_structure_is_high_for_grid_like_embeddings_and_near_zero_for_r
     from backbones.experiments import patch_centres, position_similarity, position_structure
 
     centres = patch_centres(6, 1)
-    smooth = torch.exp(-torch.cdist(centres, centres) ** 2 / 4)   # each position: its closeness to all others
-    position = torch.cat([torch.zeros(1, 36), smooth])[None]     # (1, 1 + 36, 36), [CLS] first
+    smooth = torch.exp(-(torch.cdist(centres, centres) ** 2) / 4)  # each position: its closeness to all others
+    position = torch.cat([torch.zeros(1, 36), smooth])[None]  # (1, 1 + 36, 36), [CLS] first
     assert position_structure(position) > 0.9
     assert position_similarity(position).shape == (36, 36)
     torch.manual_seed(0)
@@ -187,10 +224,10 @@ def test_the_deletion_test_finds_the_patch_that_carries_the_answer():
     images = torch.ones(20, 1, 4, 4)
     labels = torch.ones(20, dtype=torch.long)
     right = torch.zeros(20, 4)
-    right[:, 0] = 1                                   # a map that points at the deciding patch
+    right[:, 0] = 1  # a map that points at the deciding patch
     kept = deletion_test(FirstPatch(), images, labels, right, patch_size=2, k=1, fill=-1.0)
     assert kept["none"] == 1.0 and kept["highest"] == 0.0 and kept["lowest"] == 1.0
-    assert 0.0 < kept["random"] < 1.0                 # a quarter of the random choices hit it
+    assert 0.0 < kept["random"] < 1.0  # a quarter of the random choices hit it
 
 
 def test_the_class_token_map_is_the_cls_row_over_the_patch_grid():
@@ -217,9 +254,9 @@ def test_the_recorded_vit_runs_hold_what_the_chapter_says_of_them():
     runs, mean = _vit_record()
     assert {len([r for r in runs if (r["network"], r["fraction"], r["shift"]) == key]) for key in mean} == {5}
     gaps = [mean["CNN", f, 0] - mean["ViT", f, 0] for f in (0.1, 0.3, 1.0)]
-    assert gaps[0] > gaps[1] > gaps[2] > 0                      # the CNN leads, by less with more data
+    assert gaps[0] > gaps[1] > gaps[2] > 0  # the CNN leads, by less with more data
     assert gaps[0] == pytest.approx(0.12, abs=0.02) and gaps[2] == pytest.approx(0.025, abs=0.01)
-    assert mean["CNN", 0.1, 1] > mean["CNN", 0.1, 0]            # shifts help the CNN most at 10%
+    assert mean["CNN", 0.1, 1] > mean["CNN", 0.1, 0]  # shifts help the CNN most at 10%
     assert mean["ViT", 0.3, 1] < mean["ViT", 0.3, 0] and mean["ViT", 1.0, 1] < mean["ViT", 1.0, 0] - 0.15
     vits = [r for r in runs if r["network"] == "ViT"]
     assert all(r["position_structure"] < 0 for r in vits if r["shift"] == 0)
@@ -233,7 +270,7 @@ def test_the_recorded_vit_runs_hold_what_the_chapter_says_of_them():
     at_edge = [r for r in swept if r["lr"] == 0.03]
     assert len(at_edge) == 6 and [r["network"] for r in at_edge].count("ViT") == 2
     first = next(r for r in swept if (r["network"], r["fraction"], r["shift"]) == ("ViT", 0.1, 0))
-    assert first["validation"]["0.03"] > first["validation"]["0.01"] + 0.03   # still rising at the end
+    assert first["validation"]["0.03"] > first["validation"]["0.01"] + 0.03  # still rising at the end
 
 
 @pytest.mark.slow
@@ -245,29 +282,33 @@ def test_rollout_picks_patches_that_matter_but_ink_alone_nearly_does_as_well():
 
     data = bb.load_digits()
     pool, _ = experiments.split_train(data)
-    indices = experiments.training_subset(pool, len(pool), seed=0)   # as vit_vs_cnn draws it for seed 0
-    trained, accuracy = experiments.train_one(lambda: experiments.tiny_vit(data), data, indices, lr=0.01, seed=0,
-                                              steps=300, shift=0)
+    indices = experiments.training_subset(pool, len(pool), seed=0)  # as vit_vs_cnn draws it for seed 0
+    trained, accuracy = experiments.train_one(
+        lambda: experiments.tiny_vit(data), data, indices, lr=0.01, seed=0, steps=300, shift=0
+    )
     assert accuracy > 0.9
     bb.seed_everything(0)
     untrained = experiments.tiny_vit(data).eval()
     x, y = data.tensors(split="test")
-    with torch.no_grad():
-        trained.eval()(x)
-        untrained(x)
-    maps = {name: class_token_map(attention_rollout(m.attention)).flatten(1)
-            for name, m in (("trained", trained), ("untrained", untrained))}
+    recorded = {}
+    for name, model in (("trained", trained.eval()), ("untrained", untrained)):
+        with torch.no_grad(), bb.record_attention(model) as recorded[name]:
+            model(x)
+    maps = {name: class_token_map(attention_rollout(m)).flatten(1) for name, m in recorded.items()}
     ink = patchify(data.unnormalize(x), 2).sum(-1)
-    kept = {name: experiments.deletion_test(trained, x, y, scores, patch_size=2, k=4)
-            for name, scores in (*maps.items(), ("ink", ink))}
-    assert kept["trained"]["highest"] < kept["trained"]["random"] - 0.25     # its top patches matter
-    assert kept["trained"]["lowest"] > kept["trained"]["none"] - 0.03        # its bottom ones hardly
-    assert abs(kept["ink"]["highest"] - kept["trained"]["highest"]) < 0.12   # ink comes within a few points
+    kept = {
+        name: experiments.deletion_test(trained, x, y, scores, patch_size=2, k=4)
+        for name, scores in (*maps.items(), ("ink", ink))
+    }
+    assert kept["trained"]["highest"] < kept["trained"]["random"] - 0.25  # its top patches matter
+    assert kept["trained"]["lowest"] > kept["trained"]["none"] - 0.03  # its bottom ones hardly
+    assert abs(kept["ink"]["highest"] - kept["trained"]["highest"]) < 0.12  # ink comes within a few points
     assert abs(kept["ink"]["lowest"] - kept["trained"]["lowest"]) < 0.03
     assert kept["untrained"]["highest"] < kept["untrained"]["random"] - 0.15
     centred = {n: m - m.mean(1, keepdim=True) for n, m in maps.items()}
     assert torch.nn.functional.cosine_similarity(centred["trained"], centred["untrained"]).mean() > 0.3
-    assert experiments.position_structure(trained.position) < 0 < experiments.position_structure(
-        untrained.position) + 0.1
-    distance = experiments.mean_attention_distance(trained.attention, 2)
+    assert (
+        experiments.position_structure(trained.position) < 0 < experiments.position_structure(untrained.position) + 0.1
+    )
+    distance = experiments.mean_attention_distance(recorded["trained"], 2)
     assert (distance - 4.02).abs().max() < 0.6

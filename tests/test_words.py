@@ -1,4 +1,5 @@
 """Word vectors, analogies, word2vec from scratch: against gensim, autograd and arithmetic."""
+
 from __future__ import annotations
 
 import json
@@ -128,13 +129,16 @@ def test_subsampling_and_noise_follow_their_formulas():
     assert keep[0] < keep[1] <= keep[2] == 1.0
     noise = word2vec.noise_distribution(counts)
     assert torch.isclose(noise.sum(), torch.tensor(1.0))
-    assert torch.allclose(noise, torch.tensor(counts ** 0.75 / (counts ** 0.75).sum(), dtype=torch.float32))
+    assert torch.allclose(noise, torch.tensor(counts**0.75 / (counts**0.75).sum(), dtype=torch.float32))
 
 
 def test_sgns_loss_matches_a_loop_in_float64():
     g = torch.Generator().manual_seed(0)
-    centre, context, negatives = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), \
-        torch.randn(6, 4, 5, generator=g)
+    centre, context, negatives = (
+        torch.randn(6, 5, generator=g),
+        torch.randn(6, 5, generator=g),
+        torch.randn(6, 4, 5, generator=g),
+    )
     total = 0.0
     for b in range(6):
         v = centre[b].double()
@@ -146,7 +150,7 @@ def test_sgns_loss_matches_a_loop_in_float64():
 
 def test_the_hand_written_step_is_the_loss_gradient():
     g = torch.Generator().manual_seed(1)
-    inputs, outputs = torch.randn(20, 8, generator=g) * 0.3, torch.randn(20, 8, generator=g) * 0.3
+    inputs, outputs = (torch.randn(20, 8, generator=g) * 0.3, torch.randn(20, 8, generator=g) * 0.3)
     centres = torch.tensor([0, 3, 3, 7])  # a repeated centre: its updates add up
     targets = torch.tensor([[1, 5, 6], [2, 5, 9], [4, 11, 12], [8, 1, 13]])
     w_in, w_out = inputs.clone().requires_grad_(), outputs.clone().requires_grad_()
@@ -185,7 +189,7 @@ def test_unknown_corpus_and_empty_vocabulary_are_clear_errors():
 
 
 def test_weat_and_its_attribute_control(glove):
-    x, y = ["executive", "salary", "office", "business"], ["home", "parents", "children", "family"]
+    x, y = (["executive", "salary", "office", "business"], ["home", "parents", "children", "family"])
     a, b = ["he", "man", "him", "his"], ["she", "woman", "her", "hers"]
     effect, p = words.weat(glove, x, y, a, b)
     scores = words.association_scores(glove, x + y, a, b)

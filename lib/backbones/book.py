@@ -6,6 +6,7 @@ Used by the tests and by authors::
     python -m backbones.book strip FILE…  # clear outputs and execution counts before a commit
     python -m backbones.book setup-cell   # print the canonical Colab setup cell
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,9 @@ def setup_cell_source(root: Path) -> str:
         "        import backbones\n"
         "    except ImportError as error:\n"
         "        raise RuntimeError(\"installing the book's library failed: read pip's \"\n"
-        "                           \"messages above, check that the runtime is online, \"\n"
-        "                           \"then run this cell again\") from error\n"
-        "    print(f\"installed backbones {backbones.__version__}\")"
+        '                           "messages above, check that the runtime is online, "\n'
+        '                           "then run this cell again") from error\n'
+        '    print(f"installed backbones {backbones.__version__}")'
     )
 
 
@@ -102,15 +103,28 @@ def moved_notebook(root: Path, old: str, folder: str = "chapters") -> dict:
     new = MOVED[old]
     path = f"{folder}/{new}.ipynb"
     colab = f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/{path}"
-    text = (f"# This chapter has moved\n\n`{old}` is now **`{new}`**: the book gained chapters before it.\n\n"
-            f"- Open it in Colab: [{new}]({colab})\n- In a checkout: `{path}`\n\n"
-            f"A notebook you saved under the old name is still graded as `{new}`.")
+    text = (
+        f"# This chapter has moved\n\n`{old}` is now **`{new}`**: the book gained chapters before it.\n\n"
+        f"- Open it in Colab: [{new}]({colab})\n- In a checkout: `{path}`\n\n"
+        f"A notebook you saved under the old name is still graded as `{new}`."
+    )
     lines = text.split("\n")
-    return {"cells": [{"cell_type": "markdown", "id": f"moved-{old}", "metadata": {},
-                       "source": [line + "\n" for line in lines[:-1]] + [lines[-1]]}],
-            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                         "language_info": {"name": "python"}},
-            "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": [
+            {
+                "cell_type": "markdown",
+                "id": f"moved-{old}",
+                "metadata": {},
+                "source": [line + "\n" for line in lines[:-1]] + [lines[-1]],
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def load_notebook(path: Path) -> dict:
@@ -119,7 +133,7 @@ def load_notebook(path: Path) -> dict:
 
 
 SOLUTION = "# BEGIN SOLUTION"  # exercises.student.BEGIN: a master's solution starts here
-HIDDEN = "hide-input"          # what puts a cell's code behind a toggle on the rendered page
+HIDDEN = "hide-input"  # what puts a cell's code behind a toggle on the rendered page
 
 
 def notebook_problems(path: Path, root: Path) -> list[str]:
@@ -129,8 +143,9 @@ def notebook_problems(path: Path, root: Path) -> list[str]:
     code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
     for number, cell in enumerate(code_cells, start=1):
         if cell.get("outputs"):
-            problems.append(f"code cell {number} is committed with outputs: clear them "
-                            f"(python -m backbones.book strip {path.name})")
+            problems.append(
+                f"code cell {number} is committed with outputs: clear them (python -m backbones.book strip {path.name})"
+            )
             break
     if any(cell.get("execution_count") is not None for cell in code_cells):
         problems.append("code cells carry execution counts: strip the notebook before committing")
@@ -140,15 +155,19 @@ def notebook_problems(path: Path, root: Path) -> list[str]:
         problems.append(f"the Colab setup cell is not tagged {SETUP_TAG!r}")
     for number, cell in enumerate(code_cells, start=1):
         if SOLUTION in "".join(cell["source"]) and HIDDEN not in cell.get("metadata", {}).get("tags", []):
-            problems.append(f"code cell {number} holds an exercise's solution but shows it on the page: tag it "
-                            f"{HIDDEN!r} (the rendered book opens it from a toggle)")
+            problems.append(
+                f"code cell {number} holds an exercise's solution but shows it on the page: tag it "
+                f"{HIDDEN!r} (the rendered book opens it from a toggle)"
+            )
     for number, cell in enumerate(code_cells, start=1):
         if SETUP_TAG in cell.get("metadata", {}).get("tags", []):
             continue  # not on the page
         long = [line for line in "".join(cell["source"]).splitlines() if len(line) > CODE_WIDTH]
         if long:
-            problems.append(f"code cell {number} has {len(long)} line(s) over {CODE_WIDTH} characters, cut "
-                            f"on the page: {long[0][:60]!r}...")
+            problems.append(
+                f"code cell {number} has {len(long)} line(s) over {CODE_WIDTH} characters, cut "
+                f"on the page: {long[0][:60]!r}..."
+            )
     listed = path.relative_to(root).with_suffix("").as_posix()
     if listed not in toc_files(root):
         problems.append(f"{listed} is not listed in _toc.yml")

@@ -7,6 +7,7 @@ unavailable offline: using digits"), so a chapter can print what the reader is l
   photographs shipped by scikit-image, matplotlib and scikit-learn.
 - Online or cached: CIFAR-10 through torchvision (downloaded once into the data folder).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,14 @@ class ImageData:
     def loaders(self, batch_size: int, *, num_workers: int = 0, seed: int = 0) -> tuple[DataLoader, DataLoader]:
         """``(train_loader, test_loader)``: the train loader shuffles with its own seeded generator."""
         generator = torch.Generator().manual_seed(seed)
-        train_loader = DataLoader(self.train, batch_size=batch_size, shuffle=True, drop_last=True,
-                                  num_workers=num_workers, generator=generator)
+        train_loader = DataLoader(
+            self.train,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=num_workers,
+            generator=generator,
+        )
         test_loader = DataLoader(self.test, batch_size=batch_size, num_workers=num_workers)
         return train_loader, test_loader
 
@@ -87,8 +94,10 @@ class ImageData:
 
     def __str__(self) -> str:
         shape = f"{self.in_channels}x{self.image_size}x{self.image_size}"
-        return (f"{self.name}: {len(self.train):,} train / {len(self.test):,} test images of {shape}, "
-                f"{self.num_classes} classes\n{self.note}")
+        return (
+            f"{self.name}: {len(self.train):,} train / {len(self.test):,} test images of {shape}, "
+            f"{self.num_classes} classes\n{self.note}"
+        )
 
 
 def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
@@ -100,17 +109,25 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
     images = digits.images.astype(np.float32) / 16.0  # pixel values are 0..16
     labels = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+        images, labels, test_size=test_fraction, random_state=seed, stratify=labels
+    )
     mean, std = float(x_train.mean()), float(x_train.std())
 
     def to_dataset(x: np.ndarray, y: np.ndarray) -> TensorDataset:
         x = torch.from_numpy((x - mean) / std).unsqueeze(1)  # (N, 1, 8, 8)
         return TensorDataset(x, torch.from_numpy(y))
 
-    return ImageData(name="digits", train=to_dataset(x_train, y_train), test=to_dataset(x_test, y_test),
-                     classes=[str(d) for d in range(10)], in_channels=1, image_size=8,
-                     note="scikit-learn's handwritten digits, shipped with the package (offline).",
-                     mean=(mean,), std=(std,))
+    return ImageData(
+        name="digits",
+        train=to_dataset(x_train, y_train),
+        test=to_dataset(x_test, y_test),
+        classes=[str(d) for d in range(10)],
+        in_channels=1,
+        image_size=8,
+        note="scikit-learn's handwritten digits, shipped with the package (offline).",
+        mean=(mean,),
+        std=(std,),
+    )
 
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -127,14 +144,28 @@ def load_cifar10(*, root: Path | None = None, download: bool = False, augment: b
     root = Path(root or data_dir())
     normalize = transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)
     test_tf = transforms.Compose([transforms.ToTensor(), normalize])
-    train_tf = (transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                    transforms.ToTensor(), normalize]) if augment else test_tf)
+    train_tf = (
+        transforms.Compose(
+            [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize]
+        )
+        if augment
+        else test_tf
+    )
     train = datasets.CIFAR10(root, train=True, transform=train_tf, download=download)
     test = datasets.CIFAR10(root, train=False, transform=test_tf, download=download)
     train_plain = datasets.CIFAR10(root, train=True, transform=test_tf) if augment else None
-    return ImageData(name="cifar10", train=train, test=test, classes=list(train.classes), in_channels=3,
-                     image_size=32, note=f"CIFAR-10 from {root}.", mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                     train_plain=train_plain)
+    return ImageData(
+        name="cifar10",
+        train=train,
+        test=test,
+        classes=list(train.classes),
+        in_channels=3,
+        image_size=32,
+        note=f"CIFAR-10 from {root}.",
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+        train_plain=train_plain,
+    )
 
 
 def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> ImageData:
@@ -149,6 +180,7 @@ def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> I
     """
     if prefer is None:
         from backbones.runtime import get_profile
+
         prefer = get_profile().pick(quick="digits", gpu="cifar10")
     if prefer not in DATASETS:
         raise ValueError(f"unknown dataset {prefer!r}: choose one of {DATASETS}")
@@ -199,24 +231,30 @@ def load_photo(name: str = "chelsea") -> np.ndarray:
     if name == "grace_hopper":
         import matplotlib.cbook
         import matplotlib.image
+
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as file:
             return np.asarray(matplotlib.image.imread(file, format="jpg"))[..., :3].copy()
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
+
         return load_sample_image(f"{name}.jpg")
     import skimage.data
+
     return getattr(skimage.data, name)()[..., :3]
 
 
-def reversal_task(*, length: int = 8, vocab_size: int = 10, train_size: int = 10_000, test_size: int = 1_000,
-                  seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+def reversal_task(
+    *, length: int = 8, vocab_size: int = 10, train_size: int = 10_000, test_size: int = 1_000, seed: int = 0
+) -> tuple[TensorDataset, TensorDataset]:
     """A sequence task whose attention is easy to read: output position i must be input position
     ``length - 1 - i``. Returns ``(train, test)`` datasets of ``(tokens, reversed tokens)``."""
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(vocab_size, (train_size + test_size, length), generator=generator)
     targets = tokens.flip(1)
-    return (TensorDataset(tokens[:train_size], targets[:train_size]),
-            TensorDataset(tokens[train_size:], targets[train_size:]))
+    return (
+        TensorDataset(tokens[:train_size], targets[:train_size]),
+        TensorDataset(tokens[train_size:], targets[train_size:]),
+    )
 
 
 # Texture patches: real photographs where resolution carries information --------------------
@@ -234,8 +272,9 @@ TEXTURES: dict[str, str] = {
 }
 
 
-def load_textures(resolution: int = 16, *, patch: int = 64, train_per_class: int = 200,
-                  test_per_class: int = 50, seed: int = 0) -> ImageData:
+def load_textures(
+    resolution: int = 16, *, patch: int = 64, train_per_class: int = 200, test_per_class: int = 50, seed: int = 0
+) -> ImageData:
     """Which picture is this patch from? Eight real images of scikit-image, one class each.
 
     Each sample is a ``patch`` x ``patch`` square cut at random from one picture (grey), shrunk
@@ -258,22 +297,33 @@ def load_textures(resolution: int = 16, *, patch: int = 64, train_per_class: int
         image = torch.from_numpy((rgb2gray(image) * 255 if image.ndim == 3 else image).astype(np.float32))
         height, width = image.shape
         cut = int(height * 0.75)
-        for split, (low, high), count in (("train", (0, cut - patch), train_per_class),
-                                          ("test", (cut, height - patch), test_per_class)):
+        for split, (low, high), count in (
+            ("train", (0, cut - patch), train_per_class),
+            ("test", (cut, height - patch), test_per_class),
+        ):
             rows = torch.randint(low, high + 1, (count,), generator=generator)
             cols = torch.randint(0, width - patch + 1, (count,), generator=generator)
-            splits[split][0].extend(image[r:r + patch, c:c + patch] for r, c in zip(rows.tolist(), cols.tolist()))
+            splits[split][0].extend(image[r : r + patch, c : c + patch] for r, c in zip(rows.tolist(), cols.tolist()))
             splits[split][1].extend([label] * count)
 
     def to_dataset(patches: list[torch.Tensor], labels: list[int]) -> TensorDataset:
-        x = torch.stack(patches).unsqueeze(1)                                   # (N, 1, patch, patch)
-        x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear",
-                                            antialias=True, align_corners=False)  # (N, 1, r, r)
+        x = torch.stack(patches).unsqueeze(1)  # (N, 1, patch, patch)
+        x = torch.nn.functional.interpolate(
+            x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+        )  # (N, 1, r, r)
         x = (x - x.mean(dim=(2, 3), keepdim=True)) / (x.std(dim=(2, 3), keepdim=True) + 1e-3)
         return TensorDataset(x, torch.tensor(labels))
 
-    return ImageData(name="textures", train=to_dataset(*splits["train"]), test=to_dataset(*splits["test"]),
-                     classes=list(TEXTURES), in_channels=1, image_size=resolution,
-                     note=(f"patches of {patch}x{patch} pixels from {len(TEXTURES)} scikit-image pictures, "
-                           f"shrunk to {resolution}x{resolution} (offline); test patches from regions "
-                           f"never trained on."))
+    return ImageData(
+        name="textures",
+        train=to_dataset(*splits["train"]),
+        test=to_dataset(*splits["test"]),
+        classes=list(TEXTURES),
+        in_channels=1,
+        image_size=resolution,
+        note=(
+            f"patches of {patch}x{patch} pixels from {len(TEXTURES)} scikit-image pictures, "
+            f"shrunk to {resolution}x{resolution} (offline); test patches from regions "
+            f"never trained on."
+        ),
+    )

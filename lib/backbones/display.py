@@ -4,6 +4,7 @@ caption and the code cannot drift apart.
 
 In the static book and in Colab (where the assets travel inside the installed package) alike.
 """
+
 from __future__ import annotations
 
 import inspect

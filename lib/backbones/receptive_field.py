@@ -13,6 +13,7 @@ pooling, weights -> 1), backpropagate from one unit and measure the input region
 gradient. With the real weights and non-linearities the same gradient gives the *effective*
 receptive field (Luo, Li, Urtasun & Zemel 2016), which is Gaussian-like and much smaller.
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,9 +49,11 @@ def _spatial_layers(model: nn.Module, input_size: int, skip: tuple[str, ...]) ->
     """Convolutions and pools in the order a forward pass runs them, leaving out shortcut branches."""
     order: list[tuple[str, nn.Module]] = []
     names = {module: name for name, module in model.named_modules()}
-    hooks = [module.register_forward_hook(lambda m, i, o: order.append((names[m], m)))
-             for name, module in model.named_modules()
-             if isinstance(module, (nn.Conv2d, *POOLING)) and not any(part in name.split(".") for part in skip)]
+    hooks = [
+        module.register_forward_hook(lambda m, i, o: order.append((names[m], m)))
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, *POOLING)) and not any(part in name.split(".") for part in skip)
+    ]
     in_channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     was_training = model.training
     try:
@@ -63,8 +66,9 @@ def _spatial_layers(model: nn.Module, input_size: int, skip: tuple[str, ...]) ->
     return order
 
 
-def receptive_fields(model: nn.Module, *, input_size: int = 224, skip: tuple[str, ...] = ("downsample",)
-                     ) -> list[LayerField]:
+def receptive_fields(
+    model: nn.Module, *, input_size: int = 224, skip: tuple[str, ...] = ("downsample",)
+) -> list[LayerField]:
     """The receptive field after every convolution and pooling layer of ``model``'s main path.
 
     Args:
@@ -129,8 +133,11 @@ def _linearised(model: nn.Module) -> nn.Module:
             if isinstance(child, (nn.ReLU, nn.Dropout)):
                 setattr(parent, child_name, nn.Identity())
             elif isinstance(child, nn.MaxPool2d):
-                setattr(parent, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
-                                                         ceil_mode=child.ceil_mode))
+                setattr(
+                    parent,
+                    child_name,
+                    nn.AvgPool2d(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode),
+                )
     with torch.no_grad():
         for module in probe.modules():
             if isinstance(module, nn.Conv2d):
@@ -156,8 +163,9 @@ def gradient_receptive_field(model: nn.Module, layer: str, *, input_size: int) -
     return int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
 
 
-def effective_receptive_field(model: nn.Module, layer: str, *, input_size: int, samples: int = 16,
-                              seed: int = 0) -> np.ndarray:
+def effective_receptive_field(
+    model: nn.Module, layer: str, *, input_size: int, samples: int = 16, seed: int = 0
+) -> np.ndarray:
     """Luo et al.'s effective receptive field: the mean |input gradient| of the centre unit of
     ``layer`` over random inputs, with the model's real weights and non-linearities, scaled to max 1."""
     generator = torch.Generator().manual_seed(seed)
@@ -177,8 +185,9 @@ def mass_radius(field: np.ndarray, fraction: float = 0.95) -> int:
     centre_row, centre_col = np.array(field.shape) // 2
     total = field.sum()
     for radius in range(max(field.shape)):
-        window = field[max(centre_row - radius, 0):centre_row + radius + 1,
-                       max(centre_col - radius, 0):centre_col + radius + 1]
+        window = field[
+            max(centre_row - radius, 0) : centre_row + radius + 1, max(centre_col - radius, 0) : centre_col + radius + 1
+        ]
         if window.sum() >= fraction * total:
             return radius
     return max(field.shape)

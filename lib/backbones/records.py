@@ -4,6 +4,7 @@ time budget live, run once with the command, machine and date kept beside the nu
 In a checkout they are read from ``assets/``; an install from git (Colab) carries them inside the
 package as ``backbones/assets/`` (pyproject.toml maps the folder).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ def asset_path(name: str) -> Path:
     for folder in (_HERE / "assets", _HERE.parents[1] / "assets"):  # installed wheel; a checkout (lib/backbones)
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"assets/{name} is not in this installation of backbones "
-                            f"(looked in {_HERE / 'assets'} and {_HERE.parents[1] / 'assets'})")
+    raise FileNotFoundError(
+        f"assets/{name} is not in this installation of backbones "
+        f"(looked in {_HERE / 'assets'} and {_HERE.parents[1] / 'assets'})"
+    )
 
 
 def load_record(name: str) -> dict:
@@ -33,8 +36,10 @@ def load_record(name: str) -> dict:
 def provenance(record: dict) -> str:
     """One line saying how a record was made, for the page."""
     machine = record["machine"]
-    return (f"recorded {record['date']} on {machine.get('processor', '?')} ({machine.get('cores', '?')} "
-            f"cores, torch {machine.get('torch', '?')})\nwith: {record['command']}")
+    return (
+        f"recorded {record['date']} on {machine.get('processor', '?')} ({machine.get('cores', '?')} "
+        f"cores, torch {machine.get('torch', '?')})\nwith: {record['command']}"
+    )
 
 
 def machine() -> dict:
@@ -50,8 +55,12 @@ def machine() -> dict:
             processor = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"processor": processor, "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "processor": processor,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def write_record(path: Path, *, what: str, settings: dict, runs: list, argv: list[str]) -> dict:
@@ -65,9 +74,15 @@ def write_record(path: Path, *, what: str, settings: dict, runs: list, argv: lis
     commit = git("rev-parse", "--short", "HEAD")
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += " with uncommitted changes"
-    record = {"what": what, "command": "python " + " ".join([Path(argv[0]).as_posix(), *argv[1:]]),
-              "settings": settings, "machine": machine(), "date": date.today().isoformat(),
-              "commit": commit, "runs": runs}
+    record = {
+        "what": what,
+        "command": "python " + " ".join([Path(argv[0]).as_posix(), *argv[1:]]),
+        "settings": settings,
+        "machine": machine(),
+        "date": date.today().isoformat(),
+        "commit": commit,
+        "runs": runs,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record

@@ -15,6 +15,7 @@ A chapter writes ``steps = rt.profile.pick(quick=300, gpu=5_000, paper=64_000)``
 same code; ``paper`` falls back to ``gpu`` where a chapter gives none. ``BACKBONES_PROFILE``
 chooses (``full``, the name of an earlier version, means ``paper``).
 """
+
 from __future__ import annotations
 
 import os
@@ -116,9 +117,11 @@ class Runtime:
     seed: int
 
     def __str__(self) -> str:
-        return (f"device:  {self.device} (torch {torch.__version__})\n"
-                f"profile: {self.profile.name} ({self.profile.reason})\n"
-                f"seed:    {self.seed}")
+        return (
+            f"device:  {self.device} (torch {torch.__version__})\n"
+            f"profile: {self.profile.name} ({self.profile.reason})\n"
+            f"seed:    {self.seed}"
+        )
 
 
 def setup(seed: int = 0, *, device: str | None = None, style: bool = True) -> Runtime:

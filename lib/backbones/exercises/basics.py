@@ -1,4 +1,5 @@
 """Exercises of the Getting-started chapter: top-k accuracy and the cross-entropy loss."""
+
 from __future__ import annotations
 
 import torch
@@ -18,19 +19,22 @@ def _labels(batch: int, classes: int, seed: int) -> torch.Tensor:
 
 # Top-k accuracy --------------------------------------------------------------------------------
 
+
 def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
-    top_k = logits.topk(k, dim=1).indices              # (B, k)
-    hits = (top_k == labels.unsqueeze(1)).any(dim=1)   # (B,)
+    top_k = logits.topk(k, dim=1).indices  # (B, k)
+    hits = (top_k == labels.unsqueeze(1)).any(dim=1)  # (B,)
     return hits.float().mean().item()
 
 
 def _top_k_cases() -> list[Case]:
     cases = []
-    for label, batch, classes, k, seed in [("a batch of 64 with 10 classes, k=1", 64, 10, 1, 0),
-                                           ("a batch of 64 with 10 classes, k=5", 64, 10, 5, 1),
-                                           ("a batch of one, k=3", 1, 7, 3, 2),
-                                           ("an odd batch of 33 with 1000 classes, k=5", 33, 1000, 5, 3),
-                                           ("k equal to the number of classes", 16, 4, 4, 4)]:
+    for label, batch, classes, k, seed in [
+        ("a batch of 64 with 10 classes, k=1", 64, 10, 1, 0),
+        ("a batch of 64 with 10 classes, k=5", 64, 10, 5, 1),
+        ("a batch of one, k=3", 1, 7, 3, 2),
+        ("an odd batch of 33 with 1000 classes, k=5", 33, 1000, 5, 3),
+        ("k equal to the number of classes", 16, 4, 4, 4),
+    ]:
         logits = _logits(batch, classes, seed)
         labels = _labels(batch, classes, seed)
         # Make about half the rows correct at top-1, so accuracies are far from 0.
@@ -50,25 +54,40 @@ TOP_K_ACCURACY = Exercise(
     reference=top_k_accuracy,
     cases=_top_k_cases,
     mistakes={
-        "smallest": Mistake("you took the k *smallest* logits: the prediction is the largest ones "
-                            "(topk's largest=True)", lambda lg, lb, k=1: _top_k_hits(lg, lb, k, largest=False).float().mean().item()),
-        "ignored_k": Mistake("you computed top-1 accuracy whatever k is: a row is a hit when its label is "
-                             "anywhere among the k best", lambda lg, lb, k=1: (lg.argmax(1) == lb).float().mean().item()),
-        "count": Mistake("you returned the number of hits; accuracy is the fraction of the batch (divide by its size)",
-                         lambda lg, lb, k=1: _top_k_hits(lg, lb, k).sum().item()),
-        "percent": Mistake("you returned a percentage; return a fraction between 0 and 1",
-                           lambda lg, lb, k=1: 100 * _top_k_hits(lg, lb, k).float().mean().item()),
-        "k_minus_one": Mistake("off by one: you looked at the top k-1 classes",
-                               lambda lg, lb, k=1: _top_k_hits(lg, lb, k - 1).float().mean().item() if k > 1 else 0.0),
-        "k_plus_one": Mistake("off by one: you looked at the top k+1 classes",
-                              lambda lg, lb, k=1: _top_k_hits(lg, lb, k + 1).float().mean().item()),
-        "error_rate": Mistake("you returned the error rate (1 - accuracy)",
-                              lambda lg, lb, k=1: 1 - _top_k_hits(lg, lb, k).float().mean().item()),
+        "smallest": Mistake(
+            "you took the k *smallest* logits: the prediction is the largest ones (topk's largest=True)",
+            lambda lg, lb, k=1: _top_k_hits(lg, lb, k, largest=False).float().mean().item(),
+        ),
+        "ignored_k": Mistake(
+            "you computed top-1 accuracy whatever k is: a row is a hit when its label is anywhere among the k best",
+            lambda lg, lb, k=1: (lg.argmax(1) == lb).float().mean().item(),
+        ),
+        "count": Mistake(
+            "you returned the number of hits; accuracy is the fraction of the batch (divide by its size)",
+            lambda lg, lb, k=1: _top_k_hits(lg, lb, k).sum().item(),
+        ),
+        "percent": Mistake(
+            "you returned a percentage; return a fraction between 0 and 1",
+            lambda lg, lb, k=1: 100 * _top_k_hits(lg, lb, k).float().mean().item(),
+        ),
+        "k_minus_one": Mistake(
+            "off by one: you looked at the top k-1 classes",
+            lambda lg, lb, k=1: _top_k_hits(lg, lb, k - 1).float().mean().item() if k > 1 else 0.0,
+        ),
+        "k_plus_one": Mistake(
+            "off by one: you looked at the top k+1 classes",
+            lambda lg, lb, k=1: _top_k_hits(lg, lb, k + 1).float().mean().item(),
+        ),
+        "error_rate": Mistake(
+            "you returned the error rate (1 - accuracy)",
+            lambda lg, lb, k=1: 1 - _top_k_hits(lg, lb, k).float().mean().item(),
+        ),
     },
 )
 
 
 # Cross-entropy ------------------------------------------------------------------------------
+
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits, labels)
@@ -93,19 +112,30 @@ CROSS_ENTROPY = Exercise(
     reference=cross_entropy,
     cases=_cross_entropy_cases,
     mistakes={
-        "wrong_axis": Mistake("the softmax runs over the batch (dim=0); it must run over the classes (dim=1)",
-                              lambda lg, lb: -_picked(lg.log_softmax(dim=0), lb).mean()),
-        "no_minus": Mistake("the sign is wrong: the loss is the *negative* log-probability of the label",
-                            lambda lg, lb: _picked(lg.log_softmax(dim=1), lb).mean()),
-        "sum": Mistake("you summed over the batch; the loss is the mean over the batch",
-                       lambda lg, lb: -_picked(lg.log_softmax(dim=1), lb).sum()),
-        "no_log": Mistake("you used the probability of the label; the loss takes its log",
-                          lambda lg, lb: -_picked(lg.softmax(dim=1), lb).mean()),
-        "raw_logit": Mistake("you used the label's raw logit; normalise first (log-softmax)",
-                             lambda lg, lb: -_picked(lg, lb).mean()),
-        "unstable": Mistake("exp() overflows for large logits: subtract each row's maximum before exp "
-                            "(the log-sum-exp trick), or use torch.logsumexp",
-                            lambda lg, lb: -_picked(torch.log(lg.exp() / lg.exp().sum(dim=1, keepdim=True)), lb).mean()),
+        "wrong_axis": Mistake(
+            "the softmax runs over the batch (dim=0); it must run over the classes (dim=1)",
+            lambda lg, lb: -_picked(lg.log_softmax(dim=0), lb).mean(),
+        ),
+        "no_minus": Mistake(
+            "the sign is wrong: the loss is the *negative* log-probability of the label",
+            lambda lg, lb: _picked(lg.log_softmax(dim=1), lb).mean(),
+        ),
+        "sum": Mistake(
+            "you summed over the batch; the loss is the mean over the batch",
+            lambda lg, lb: -_picked(lg.log_softmax(dim=1), lb).sum(),
+        ),
+        "no_log": Mistake(
+            "you used the probability of the label; the loss takes its log",
+            lambda lg, lb: -_picked(lg.softmax(dim=1), lb).mean(),
+        ),
+        "raw_logit": Mistake(
+            "you used the label's raw logit; normalise first (log-softmax)", lambda lg, lb: -_picked(lg, lb).mean()
+        ),
+        "unstable": Mistake(
+            "exp() overflows for large logits: subtract each row's maximum before exp "
+            "(the log-sum-exp trick), or use torch.logsumexp",
+            lambda lg, lb: -_picked(torch.log(lg.exp() / lg.exp().sum(dim=1, keepdim=True)), lb).mean(),
+        ),
     },
     rtol=1e-4,
     atol=1e-4,

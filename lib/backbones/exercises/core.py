@@ -8,8 +8,14 @@ runs each catalogued mistake on that case, and when the student's output equals 
 it names that mistake. Otherwise it shows where the output differs, never the reference code.
 
 A check prints one line and returns nothing (no stray value in the page). In a notebook it also
-attaches the result as output metadata (``backbones_check``), which the grader reads.
+attaches the result as output metadata (``backbones_check``) for tools that read a notebook's
+outputs; the grader never reads them: it runs the submission's code again and decides itself.
+
+An exercise is declared once, in its topic module (``basics``, ``cnn``, ...): the package
+collects every :class:`Exercise` and :class:`ValueExercise` there into its registry and derives
+``check_NAME`` from each (``backbones.exercises.__init__``); the grader reads the same registry.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,9 +57,20 @@ class Mistake:
     wrong: Callable
 
 
+KINDS = ("function", "module")
+
+
 @dataclass(frozen=True)
 class Exercise:
-    """An exercise: what to implement, the reference, the cases and the catalogue of mistakes."""
+    """An exercise: what to implement, the reference, the cases and the catalogue of mistakes.
+
+    ``kind`` says how a case is run: ``"function"`` calls the function on the case's arguments
+    and compares what it returns; ``"module"`` calls it on all but the last argument to *build* an
+    ``nn.Module`` (under seed 0), applies that module to the last argument and compares the
+    outputs (:func:`backbones.exercises._child.build_and_apply`, the one runner the notebook and
+    the grader's sandbox share). The reference and the mistakes are then builders too.
+    ``section``: where the book teaches it.
+    """
 
     name: str
     task: str
@@ -62,6 +79,20 @@ class Exercise:
     mistakes: dict[str, Mistake]
     rtol: float = 1e-4
     atol: float = 1e-5
+    kind: str = "function"
+    section: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind must be one of {KINDS}, not {self.kind!r}")
+
+    def on_case(self, fn: Callable) -> Callable:
+        """``fn`` as a case calls it: itself, or for the module kind, built and applied."""
+        if self.kind == "function":
+            return fn
+        from backbones.exercises._child import build_and_apply
+
+        return lambda *args, **kwargs: build_and_apply(fn, args, kwargs, name=self.name)
 
 
 @dataclass(frozen=True)
@@ -72,6 +103,8 @@ class Result:
     status: str
     message: str
     mistake: str | None = None
+    stopped: bool = False  # the time limit ran out (on the case the message names)
+    raised: str | None = None  # the exception the student's function raised, by type name
 
     @property
     def passed(self) -> bool:
@@ -109,9 +142,13 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def _where_in_student_code(error: BaseException) -> str:
     """' (line 3: `return x / 0`)' for the last frame of the traceback outside this library."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not Path(f.filename).resolve().is_relative_to(PACKAGE_DIR)
-              and "site-packages" not in f.filename and "/lib/python" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not Path(f.filename).resolve().is_relative_to(PACKAGE_DIR)
+        and "site-packages" not in f.filename
+        and "/lib/python" not in f.filename
+    ]
     if not frames:
         return ""
     frame = frames[-1]
@@ -145,15 +182,18 @@ def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | No
             return f"returned {_describe(got)}, expected a torch.Tensor"
         if got.shape != expected.shape:
             return f"returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
-        if (got.dtype.is_floating_point != expected.dtype.is_floating_point
-                or (got.dtype == torch.bool) != (expected.dtype == torch.bool)):
+        if got.dtype.is_floating_point != expected.dtype.is_floating_point or (got.dtype == torch.bool) != (
+            expected.dtype == torch.bool
+        ):
             return f"returned dtype {got.dtype}, expected {expected.dtype}"
         if expected.dtype.is_floating_point and got.dtype != expected.dtype:
-            return (f"returned dtype {got.dtype}, expected {expected.dtype}: keep the inputs' dtype "
-                    f"(a float64 constant or torch.tensor(...) without dtype= changes it)")
+            return (
+                f"returned dtype {got.dtype}, expected {expected.dtype}: keep the inputs' dtype "
+                f"(a float64 constant or torch.tensor(...) without dtype= changes it)"
+            )
         if got.device != expected.device:
             return f"returned a tensor on {got.device}, expected it on {expected.device}"
-        want, have = expected.detach().double(), got.detach().double()  # bool and int tensors too
+        want, have = (expected.detach().double(), got.detach().double())  # bool and int tensors too
         if torch.allclose(have, want, rtol=rtol, atol=atol, equal_nan=True):
             return None
         gap = torch.where(have == want, 0.0, (have - want).abs().nan_to_num(nan=math.inf))
@@ -178,12 +218,10 @@ def _fresh(case: Case) -> tuple[tuple, dict]:
 
 def _same(a: Any, b: Any) -> bool:
     """Are two inputs equal, tensors (and modules' parameters and buffers) element by element?"""
+    from backbones.exercises._child import same_tensor
+
     if isinstance(a, torch.Tensor):
-        if not (isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
-            return False
-        if torch.equal(a, b):
-            return True
-        return a.dtype.is_floating_point and bool(((a == b) | (a.isnan() & b.isnan())).all())
+        return same_tensor(a, b)
     if isinstance(a, torch.nn.Module):
         return isinstance(b, torch.nn.Module) and _same(a.state_dict(), b.state_dict())
     if isinstance(a, (tuple, list)):
@@ -199,8 +237,11 @@ def changed_inputs(reference: Callable, case: Case, args: tuple, kwargs: dict) -
         names = list(inspect.signature(reference).parameters)
     except (TypeError, ValueError):
         names = []
-    changed = [names[i] if i < len(names) else f"argument {i + 1}"
-               for i, (before, after) in enumerate(zip(case.args, args)) if not _same(before, after)]
+    changed = [
+        names[i] if i < len(names) else f"argument {i + 1}"
+        for i, (before, after) in enumerate(zip(case.args, args))
+        if not _same(before, after)
+    ]
     return changed + [name for name in case.kwargs if not _same(case.kwargs[name], kwargs.get(name))]
 
 
@@ -209,7 +250,7 @@ def _crashing_mistake(exercise: Exercise, case: Case, error: Exception) -> str |
     for key, mistake in exercise.mistakes.items():
         args, kwargs = _fresh(case)
         try:
-            mistake.wrong(*args, **kwargs)
+            exercise.on_case(mistake.wrong)(*args, **kwargs)
         except type(error):
             return key
         except Exception:
@@ -217,54 +258,81 @@ def _crashing_mistake(exercise: Exercise, case: Case, error: Exception) -> str |
     return None
 
 
-def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S) -> Result:
-    """Run ``fn`` on every case of ``exercise`` and explain the first disagreement."""
+def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S, replay: bool = False) -> Result:
+    """Run ``fn`` on every case of ``exercise`` and explain the first disagreement.
+    ``replay``: ``fn`` already answers a case as the student's function did there (the grader's
+    stand-in, which hands back what the sandbox recorded), so it is not built and applied again."""
     name = exercise.name
     if not callable(fn):
         return Result(name, "failed", f"expected a function, got {_describe(fn)}")
+    call = fn if replay else exercise.on_case(fn)
+    reference = exercise.on_case(exercise.reference)
     cases = exercise.cases()
     for case in cases:
         args, kwargs = _fresh(case)
-        expected = exercise.reference(*args, **kwargs)
+        expected = reference(*args, **kwargs)
         args, kwargs = _fresh(case)
         try:
             with time_limit(seconds):
-                got = fn(*args, **kwargs)
+                got = call(*args, **kwargs)
         except NotImplementedError as error:
             if _raised_by_student(error):  # the stub itself, not an operation torch lacks
-                return Result(name, "todo", "not implemented yet: replace the `raise NotImplementedError` with your code")
-            return Result(name, "failed", f"your function raised NotImplementedError: {error}"
-                                          f"{_where_in_student_code(error)}, on {case.label}")
+                return Result(
+                    name, "todo", "not implemented yet: replace the `raise NotImplementedError` with your code"
+                )
+            return Result(
+                name,
+                "failed",
+                f"your function raised NotImplementedError: {error}{_where_in_student_code(error)}, on {case.label}",
+                raised="NotImplementedError",
+            )
         except _TimeLimit:
-            return Result(name, "failed", f"stopped after {seconds:g} s on {case.label}: is there a loop that never ends?")
+            return Result(
+                name,
+                "failed",
+                f"stopped after {seconds:g} s on {case.label}: is there a loop that never ends?",
+                stopped=True,
+            )
         except Exception as error:  # the student's own error, reported as theirs
-            message = (f"your function raised {type(error).__name__}: {error}"
-                       f"{_where_in_student_code(error)}, on {case.label}")
+            where = _where_in_student_code(error)
+            message = f"your function raised {type(error).__name__}: {error}{where}, on {case.label}"
             key = _crashing_mistake(exercise, case, error)
             if key is not None:  # a catalogued mistake that crashes the same way: name it too
-                return Result(name, "failed", f"{exercise.mistakes[key].hint}. {message}", mistake=key)
-            return Result(name, "failed", message)
+                return Result(
+                    name,
+                    "failed",
+                    f"{exercise.mistakes[key].hint}. {message}",
+                    mistake=key,
+                    raised=type(error).__name__,
+                )
+            return Result(name, "failed", message, raised=type(error).__name__)
         changed = changed_inputs(exercise.reference, case, args, kwargs)
         if changed:
             inputs = " and ".join(f"`{c}`" for c in changed)
-            return Result(name, "failed", f"your function changed its input {inputs} in place (on {case.label}): "
-                                          f"in a notebook that changes the caller's tensor too. Compute a new "
-                                          f"tensor (q = q / s, not q /= s or q.div_(s))", mistake="in_place")
+            return Result(
+                name,
+                "failed",
+                f"your function changed its input {inputs} in place (on {case.label}): "
+                f"in a notebook that changes the caller's tensor too. Compute a new "
+                f"tensor (q = q / s, not q /= s or q.div_(s))",
+                mistake="in_place",
+            )
         problem = difference(expected, got, rtol=exercise.rtol, atol=exercise.atol)
         if problem is None:
             continue
         for key, mistake in exercise.mistakes.items():
             args, kwargs = _fresh(case)
             try:
-                wrong = mistake.wrong(*args, **kwargs)
+                wrong = exercise.on_case(mistake.wrong)(*args, **kwargs)
             except Exception:
                 continue  # this mistake crashes on this case, so it is not the student's
-            if (difference(wrong, got, rtol=exercise.rtol, atol=exercise.atol) is None
-                    and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None):
+            if (
+                difference(wrong, got, rtol=exercise.rtol, atol=exercise.atol) is None
+                and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None
+            ):
                 return Result(name, "failed", f"{mistake.hint} (on {case.label})", mistake=key)
         return Result(name, "failed", f"on {case.label}, {problem}")
-    verified = textwrap.fill("; ".join(c.label for c in cases), width=72, initial_indent="   ",
-                             subsequent_indent="   ")
+    verified = textwrap.fill("; ".join(c.label for c in cases), width=72, initial_indent="   ", subsequent_indent="   ")
     return Result(name, "passed", f"correct on all {len(cases)} cases:\n{verified}")
 
 
@@ -278,9 +346,17 @@ def report(result: Result) -> None:
     if get_ipython() is None:
         print(result)
         return
-    publish_display_data({"text/plain": str(result)},
-                         metadata={METADATA_KEY: {"exercise": result.exercise, "status": result.status,
-                                                  "message": result.message, "mistake": result.mistake}})
+    publish_display_data(
+        {"text/plain": str(result)},
+        metadata={
+            METADATA_KEY: {
+                "exercise": result.exercise,
+                "status": result.status,
+                "message": result.message,
+                "mistake": result.mistake,
+            }
+        },
+    )
 
 
 def check(exercise: Exercise, fn: Callable) -> None:
@@ -315,9 +391,11 @@ def grader_note(fn: Callable, history: list[str] | None = None) -> str | None:
     if not names:
         return None
     listed = ", ".join(f"`{n}`" for n in names)
-    return (f"  note: the grader runs only this notebook's imports, definitions and the plain statements "
-            f"{fn.__name__} reads from; it will not see {listed} (set by a magic, exec or globals()?): "
-            f"set {'it' if len(names) == 1 else 'them'} with a plain assignment, or {fn.__name__} fails when graded")
+    return (
+        f"  note: the grader runs only this notebook's imports, definitions and the plain statements "
+        f"{fn.__name__} reads from; it will not see {listed} (set by a magic, exec or globals()?): "
+        f"set {'it' if len(names) == 1 else 'them'} with a plain assignment, or {fn.__name__} fails when graded"
+    )
 
 
 # Answer values with a variant per student ---------------------------------------------------------
@@ -350,8 +428,8 @@ class ValueExercise:
     rtol: float = 1e-6
     atol: float = 1e-9
     prompt: Callable[..., str] | None = None  # the question as the student reads it, from the parameters
-    section: str = ""                         # where the book teaches it, named in every failure
-    show_parameters: bool = True              # False for a choice: its order would name the options
+    section: str = ""  # where the book teaches it, named in every failure
+    show_parameters: bool = True  # False for a choice: its order would name the options
 
     def variant(self, student_id: str) -> dict:
         return self.question(variant_seed(student_id, self.name))
@@ -359,10 +437,15 @@ class ValueExercise:
     def ask(self, student_id: str) -> str:
         """The text of this student's variant of the question, wrapped to fit a page."""
         parameters = self.variant(student_id)
-        text = (self.prompt(**parameters) if self.prompt is not None
-                else f"{self.task} ({', '.join(f'{k}={v}' for k, v in parameters.items())})")
-        return "\n".join(textwrap.fill(line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3))
-                         for line in text.split("\n"))
+        text = (
+            self.prompt(**parameters)
+            if self.prompt is not None
+            else f"{self.task} ({', '.join(f'{k}={v}' for k, v in parameters.items())})"
+        )
+        return "\n".join(
+            textwrap.fill(line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3))
+            for line in text.split("\n")
+        )
 
 
 LETTERS = "ABCDEFGH"
@@ -389,20 +472,30 @@ def choice(name: str, question: str, options: dict[str, tuple[str, str | None]],
 
     def prompt(order: list[str]) -> str:
         lines = [question] + [f"  {LETTERS[i]}. {options[key][0]}" for i, key in enumerate(order)]
-        return "\n".join(lines) + "\nAnswer with a letter, e.g. \"A\"."
+        return "\n".join(lines) + '\nAnswer with a letter, e.g. "A".'
 
-    return ValueExercise(name=name, task=question, question=order, answer=letter_of(right[0]),
-                         mistakes={key: Mistake(f"{why}", letter_of(key)) for key, (_, why) in options.items()
-                                   if why is not None},
-                         prompt=prompt, section=section, show_parameters=False)
+    return ValueExercise(
+        name=name,
+        task=question,
+        question=order,
+        answer=letter_of(right[0]),
+        mistakes={key: Mistake(f"{why}", letter_of(key)) for key, (_, why) in options.items() if why is not None},
+        prompt=prompt,
+        section=section,
+        show_parameters=False,
+    )
 
 
 def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Result:
     """Compare ``value`` with the right answer of this student's variant, naming a mistake."""
     name = exercise.name
     if not isinstance(student_id, str) or not student_id.strip():
-        return Result(name, "failed", 'set STUDENT_ID = "your student id" (a string) at the top of the notebook: '
-                                      "your variant of this exercise depends on it")
+        return Result(
+            name,
+            "failed",
+            'set STUDENT_ID = "your student id" (a string) at the top of the notebook: '
+            "your variant of this exercise depends on it",
+        )
     if value is ...:
         return Result(name, "todo", "not answered yet: replace the ... with your answer")
     parameters = exercise.variant(student_id)
@@ -410,19 +503,26 @@ def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Res
     if isinstance(expected, str) and isinstance(value, str):  # a letter: " b" is B
         value = value.strip().upper()
     problem = difference(expected, value, rtol=exercise.rtol, atol=exercise.atol)
-    shown = (", ".join(f"{k}={v}" for k, v in parameters.items()) if exercise.show_parameters
-             else f"the options in your order, {' '.join(LETTERS[:len(parameters.get('order', []))])}")
+    shown = (
+        ", ".join(f"{k}={v}" for k, v in parameters.items())
+        if exercise.show_parameters
+        else f"the options in your order, {' '.join(LETTERS[: len(parameters.get('order', []))])}"
+    )
     revisit = f" Revisit {exercise.section}." if exercise.section else ""
+
     def wrapped(message: str) -> str:  # after the "✗ name: " that Result puts before it
-        return textwrap.fill(message, width=WIDTH, initial_indent=" " * (len(name) + 4),
-                             subsequent_indent="   ").lstrip()
+        return textwrap.fill(
+            message, width=WIDTH, initial_indent=" " * (len(name) + 4), subsequent_indent="   "
+        ).lstrip()
 
     if problem is None:
         return Result(name, "passed", wrapped(f"correct for your variant ({shown})"))
     for key, mistake in exercise.mistakes.items():
         wrong = mistake.wrong(**parameters)
-        if (difference(wrong, value, rtol=exercise.rtol, atol=exercise.atol) is None
-                and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None):
+        if (
+            difference(wrong, value, rtol=exercise.rtol, atol=exercise.atol) is None
+            and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None
+        ):
             return Result(name, "failed", wrapped(f"{mistake.hint} (your variant: {shown}).{revisit}"), mistake=key)
     return Result(name, "failed", wrapped(f"for your variant ({shown}), {problem}.{revisit}"))
 

@@ -1,5 +1,6 @@
 """Exercises of the SE/EfficientNet chapter: a Squeeze-and-Excitation block's forward pass and
 its parameters, the cost of an MBConv block, and compound scaling's arithmetic."""
+
 from __future__ import annotations
 
 import math
@@ -8,19 +9,20 @@ import torch
 import torch.nn.functional as F
 
 from backbones.exercises.core import Case, Exercise, Mistake
-from backbones.layers.mbconv import make_divisible
+from backbones.layers.mbconv import MBConv, make_divisible
 from backbones.layers.se import se_parameters
 from backbones.models.efficientnet import ALPHA, BETA, GAMMA, block_multiply_adds, round_depth
 
 # Squeeze-and-Excitation, forward ---------------------------------------------------------------
 
 
-def squeeze_excitation(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                       b2: torch.Tensor) -> torch.Tensor:
-    s = x.mean(dim=(2, 3))                         # squeeze: (B, C)
-    z = F.relu(s @ w1.T + b1)                      # (B, C/r)
-    gate = torch.sigmoid(z @ w2.T + b2)            # excitation: (B, C)
-    return x * gate[:, :, None, None]              # scale
+def squeeze_excitation(
+    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
+) -> torch.Tensor:
+    s = x.mean(dim=(2, 3))  # squeeze: (B, C)
+    z = F.relu(s @ w1.T + b1)  # (B, C/r)
+    gate = torch.sigmoid(z @ w2.T + b2)  # excitation: (B, C)
+    return x * gate[:, :, None, None]  # scale
 
 
 def _se(x, w1, b1, w2, b2, *, gate=torch.sigmoid, squeeze=True, add=False, biases=True, axis="channels"):
@@ -38,11 +40,17 @@ def _se(x, w1, b1, w2, b2, *, gate=torch.sigmoid, squeeze=True, add=False, biase
 def _se_cases() -> list[Case]:
     def case(label, seed, batch, channels, squeeze, size):
         g = torch.Generator().manual_seed(seed)
-        return Case(label, (torch.randn(batch, channels, size, size, generator=g) + 0.5,
-                            torch.randn(squeeze, channels, generator=g) / math.sqrt(channels),
-                            torch.randn(squeeze, generator=g) * 0.5,
-                            torch.randn(channels, squeeze, generator=g) / math.sqrt(squeeze),
-                            torch.randn(channels, generator=g) * 0.5))
+        return Case(
+            label,
+            (
+                torch.randn(batch, channels, size, size, generator=g) + 0.5,
+                torch.randn(squeeze, channels, generator=g) / math.sqrt(channels),
+                torch.randn(squeeze, generator=g) * 0.5,
+                torch.randn(channels, squeeze, generator=g) / math.sqrt(squeeze),
+                torch.randn(channels, generator=g) * 0.5,
+            ),
+        )
+
     return [
         case("16 channels, squeeze width 4, 8x8 maps, a batch of 2", 0, 2, 16, 4, 8),
         case("a batch of one, 8 channels, squeeze width 2, odd size 5x5", 1, 1, 8, 2, 5),
@@ -56,23 +64,37 @@ SQUEEZE_EXCITATION = Exercise(
     reference=squeeze_excitation,
     cases=_se_cases,
     mistakes={
-        "softmax": Mistake("the gate is a sigmoid: each channel is scaled on its own, in (0, 1); a softmax makes "
-                           "the channels compete and sum to 1",
-                           lambda *a: _se(*a, gate=lambda t: torch.softmax(t, dim=-1))),
-        "no_squeeze": Mistake("squeeze first: average each channel over H and W, so that the gate sees the whole "
-                              "image (the FC layers at every pixel give per-pixel gates)",
-                              lambda *a: _se(*a, squeeze=False)),
-        "wrong_axis": Mistake("the gates are (B, C): broadcast them over H and W as gate[:, :, None, None], "
-                              "not over the channel axis", lambda *a: _se(*a, axis="width")),
-        "added": Mistake("SE multiplies each channel by its gate (x * gate); adding shifts the channel instead",
-                         lambda *a: _se(*a, add=True)),
+        "softmax": Mistake(
+            "the gate is a sigmoid: each channel is scaled on its own, in (0, 1); a softmax makes "
+            "the channels compete and sum to 1",
+            lambda *a: _se(*a, gate=lambda t: torch.softmax(t, dim=-1)),
+        ),
+        "no_squeeze": Mistake(
+            "squeeze first: average each channel over H and W, so that the gate sees the whole "
+            "image (the FC layers at every pixel give per-pixel gates)",
+            lambda *a: _se(*a, squeeze=False),
+        ),
+        "wrong_axis": Mistake(
+            "the gates are (B, C): broadcast them over H and W as gate[:, :, None, None], not over the channel axis",
+            lambda *a: _se(*a, axis="width"),
+        ),
+        "added": Mistake(
+            "SE multiplies each channel by its gate (x * gate); adding shifts the channel instead",
+            lambda *a: _se(*a, add=True),
+        ),
         "no_biases": Mistake("both fully connected layers have biases (b1 and b2)", lambda *a: _se(*a, biases=False)),
-        "no_activation": Mistake("a ReLU comes between the two fully connected layers",
-                                 lambda x, w1, b1, w2, b2: x * torch.sigmoid((x.mean(dim=(2, 3)) @ w1.T + b1)
-                                                                             @ w2.T + b2)[:, :, None, None]),
-        "max_pool": Mistake("the squeeze is global *average* pooling (x.mean(dim=(2, 3))), not max pooling",
-                            lambda x, *w: squeeze_excitation(x.amax(dim=(2, 3), keepdim=True).expand_as(x), *w)
-                            * x / x.amax(dim=(2, 3), keepdim=True).expand_as(x)),
+        "no_activation": Mistake(
+            "a ReLU comes between the two fully connected layers",
+            lambda x, w1, b1, w2, b2: x * torch.sigmoid((x.mean(dim=(2, 3)) @ w1.T + b1) @ w2.T + b2)[:, :, None, None],
+        ),
+        "max_pool": Mistake(
+            "the squeeze is global *average* pooling (x.mean(dim=(2, 3))), not max pooling",
+            lambda x, *w: (
+                squeeze_excitation(x.amax(dim=(2, 3), keepdim=True).expand_as(x), *w)
+                * x
+                / x.amax(dim=(2, 3), keepdim=True).expand_as(x)
+            ),
+        ),
     },
 )
 
@@ -97,26 +119,38 @@ SE_PARAMS = Exercise(
     ],
     mistakes={
         "no_reduction": Mistake("the bottleneck is C/r wide, not C", lambda c, r: 2 * c * c + 2 * c),
-        "reduction_twice": Mistake("reduce once: C -> C/r -> C (not C/r^2)",
-                                   lambda c, r: se_parameters(c, c // (r * r))),
-        "no_biases": Mistake("each FC layer has biases: C/r for the first, C for the second",
-                             lambda c, r: 2 * c * (c // r)),
+        "reduction_twice": Mistake(
+            "reduce once: C -> C/r -> C (not C/r^2)", lambda c, r: se_parameters(c, c // (r * r))
+        ),
+        "no_biases": Mistake(
+            "each FC layer has biases: C/r for the first, C for the second", lambda c, r: 2 * c * (c // r)
+        ),
         "one_bias": Mistake("both FC layers have biases: C/r + C in all", lambda c, r: 2 * c * (c // r) + c),
         "one_layer": Mistake("there are two FC layers: C -> C/r and C/r -> C", lambda c, r: c * (c // r) + c // r),
     },
-    rtol=0, atol=0,
+    rtol=0,
+    atol=0,
 )
 
 
 # The cost of an MBConv block -------------------------------------------------------------------
 
 
-def mbconv_cost(in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int, stride: int,
-                size: int) -> tuple[int, int]:
+def mbconv_cost(
+    in_channels: int, out_channels: int, expand_ratio: int, kernel_size: int, stride: int, size: int
+) -> tuple[int, int]:
     hidden = in_channels * expand_ratio
-    params = (in_channels * hidden if expand_ratio != 1 else 0) + hidden * kernel_size ** 2 + hidden * out_channels
-    macs = block_multiply_adds("MBConv", in_channels, out_channels, expand_ratio=expand_ratio,
-                               kernel_size=kernel_size, stride=stride, size=size, se=False)
+    params = (in_channels * hidden if expand_ratio != 1 else 0) + hidden * kernel_size**2 + hidden * out_channels
+    macs = block_multiply_adds(
+        MBConv,
+        in_channels,
+        out_channels,
+        expand_ratio=expand_ratio,
+        kernel_size=kernel_size,
+        stride=stride,
+        size=size,
+        se=False,
+    )
     return params, macs
 
 
@@ -127,8 +161,11 @@ def _cost(c_in, c_out, t, k, s, size, *, full=False, stride=True, expansion="rig
     per_filter = hidden if full else 1  # a full convolution reads every channel
     params = (c_in * hidden if expand else 0) + hidden * per_filter * k * k + hidden * c_out
     first = out if stride_early else size
-    macs = ((first * first * c_in * hidden if expand else 0) + out * out * hidden * per_filter * k * k
-            + out * out * hidden * c_out)
+    macs = (
+        (first * first * c_in * hidden if expand else 0)
+        + out * out * hidden * per_filter * k * k
+        + out * out * hidden * c_out
+    )
     return params, macs
 
 
@@ -144,23 +181,35 @@ MBCONV_COST = Exercise(
         Case("a single pixel: 16 -> 16, t = 6, 3x3, on a 1x1 map", (16, 16, 6, 3, 1, 1)),
     ],
     mistakes={
-        "full_depthwise": Mistake("the depthwise convolution has one k x k filter per channel (groups = channels): "
-                                  "hidden * k^2 weights, not hidden^2 * k^2",
-                                  lambda *a: _cost(*a, full=True)),
-        "stride_ignored": Mistake("the depthwise convolution's stride shrinks the map: the depthwise and "
-                                  "projection layers run on ceil(size / stride)^2 pixels",
-                                  lambda *a: _cost(*a, stride=False)),
-        "stride_early": Mistake("the expansion runs before the stride, on the full size x size input",
-                                lambda *a: _cost(*a, stride_early=True)),
-        "expansion_at_t1": Mistake("with expand_ratio 1 there is no expansion convolution",
-                                   lambda *a: _cost(*a, expansion="always")),
-        "no_expansion": Mistake("count the 1x1 expansion convolution (C_in -> t C_in) when t > 1",
-                                lambda *a: _cost(*a, expansion="never")),
-        "floor_size": Mistake("stride 2 on an odd size keeps the last pixel (padding k // 2): ceil(size / 2), "
-                              "not floor", lambda c_in, c_out, t, k, s, size: _cost(c_in, c_out, t, k, s, size - 1)
-                              if size % 2 and s == 2 else _cost(c_in, c_out, t, k, s, size)),
+        "full_depthwise": Mistake(
+            "the depthwise convolution has one k x k filter per channel (groups = channels): "
+            "hidden * k^2 weights, not hidden^2 * k^2",
+            lambda *a: _cost(*a, full=True),
+        ),
+        "stride_ignored": Mistake(
+            "the depthwise convolution's stride shrinks the map: the depthwise and "
+            "projection layers run on ceil(size / stride)^2 pixels",
+            lambda *a: _cost(*a, stride=False),
+        ),
+        "stride_early": Mistake(
+            "the expansion runs before the stride, on the full size x size input",
+            lambda *a: _cost(*a, stride_early=True),
+        ),
+        "expansion_at_t1": Mistake(
+            "with expand_ratio 1 there is no expansion convolution", lambda *a: _cost(*a, expansion="always")
+        ),
+        "no_expansion": Mistake(
+            "count the 1x1 expansion convolution (C_in -> t C_in) when t > 1", lambda *a: _cost(*a, expansion="never")
+        ),
+        "floor_size": Mistake(
+            "stride 2 on an odd size keeps the last pixel (padding k // 2): ceil(size / 2), not floor",
+            lambda c_in, c_out, t, k, s, size: (
+                _cost(c_in, c_out, t, k, s, size - 1) if size % 2 and s == 2 else _cost(c_in, c_out, t, k, s, size)
+            ),
+        ),
     },
-    rtol=0, atol=0,
+    rtol=0,
+    atol=0,
 )
 
 
@@ -168,23 +217,28 @@ MBCONV_COST = Exercise(
 
 
 def compound_scale(channels: int, layers: int, resolution: int, phi: float) -> tuple[int, int, int]:
-    return (make_divisible(channels * BETA ** phi), round_depth(layers, ALPHA ** phi),
-            round(resolution * GAMMA ** phi))
+    return (make_divisible(channels * BETA**phi), round_depth(layers, ALPHA**phi), round(resolution * GAMMA**phi))
 
 
 def _compound(c, n, r, phi, *, alpha=ALPHA, beta=BETA, channels="divisible", depth=math.ceil, linear=False):
-    w, d, g = (1 + phi * (beta - 1), 1 + phi * (alpha - 1), 1 + phi * (GAMMA - 1)) if linear else \
-        (beta ** phi, alpha ** phi, GAMMA ** phi)
+    w, d, g = (
+        (1 + phi * (beta - 1), 1 + phi * (alpha - 1), 1 + phi * (GAMMA - 1))
+        if linear
+        else (beta**phi, alpha**phi, GAMMA**phi)
+    )
     scaled = c * w
-    c2 = make_divisible(scaled) if channels == "divisible" else (int(scaled) if channels == "int" else
-                                                               int(scaled) // 8 * 8)
+    c2 = (
+        make_divisible(scaled)
+        if channels == "divisible"
+        else (int(scaled) if channels == "int" else int(scaled) // 8 * 8)
+    )
     return c2, int(depth(n * d)), round(r * g)
 
 
 COMPOUND_SCALING = Exercise(
     name="compound_scale",
     task="a stage scaled by phi: (channels to a multiple of 8, layers rounded up, resolution) with "
-         "alpha = 1.2 (depth), beta = 1.1 (width), gamma = 1.15 (resolution)",
+    "alpha = 1.2 (depth), beta = 1.1 (width), gamma = 1.15 (resolution)",
     reference=compound_scale,
     cases=lambda: [
         Case("B0's stage 3 (40 channels, 2 layers) at 224 px, phi = 1", (40, 2, 224, 1.0)),
@@ -193,16 +247,25 @@ COMPOUND_SCALING = Exercise(
         Case("a 16-channel stage of a single layer, phi = 5", (16, 1, 224, 5.0)),
     ],
     mistakes={
-        "no_rounding": Mistake("round channels to the nearest multiple of 8 (never more than 10% down), as "
-                               "make_divisible does", lambda *a: _compound(*a, channels="int")),
-        "floor_to_8": Mistake("round channels to the *nearest* multiple of 8, not down",
-                              lambda *a: _compound(*a, channels="floor8")),
-        "depth_not_up": Mistake("layers round *up*: ceil(layers * alpha^phi), not down or to the nearest",
-                                lambda *a: _compound(*a, depth=math.floor)),
-        "swapped": Mistake("alpha = 1.2 scales depth and beta = 1.1 scales width, not the other way round",
-                           lambda *a: _compound(*a, alpha=BETA, beta=ALPHA)),
-        "linear": Mistake("the multipliers are powers: alpha^phi, not 1 + phi (alpha - 1)",
-                          lambda *a: _compound(*a, linear=True)),
+        "no_rounding": Mistake(
+            "round channels to the nearest multiple of 8 (never more than 10% down), as make_divisible does",
+            lambda *a: _compound(*a, channels="int"),
+        ),
+        "floor_to_8": Mistake(
+            "round channels to the *nearest* multiple of 8, not down", lambda *a: _compound(*a, channels="floor8")
+        ),
+        "depth_not_up": Mistake(
+            "layers round *up*: ceil(layers * alpha^phi), not down or to the nearest",
+            lambda *a: _compound(*a, depth=math.floor),
+        ),
+        "swapped": Mistake(
+            "alpha = 1.2 scales depth and beta = 1.1 scales width, not the other way round",
+            lambda *a: _compound(*a, alpha=BETA, beta=ALPHA),
+        ),
+        "linear": Mistake(
+            "the multipliers are powers: alpha^phi, not 1 + phi (alpha - 1)", lambda *a: _compound(*a, linear=True)
+        ),
     },
-    rtol=0, atol=0,
+    rtol=0,
+    atol=0,
 )

@@ -1,5 +1,8 @@
 """Exercises of the ResNet chapter: a residual block's forward pass, the chain rule with and
-without skips, and filter normalisation of a loss-landscape direction."""
+without skips, filter normalisation of a loss-landscape direction, the gradient norm at each
+layer (by hooks), the products of layer Jacobians with and without skips, and the pre-activation
+block's forward pass."""
+
 from __future__ import annotations
 
 import torch
@@ -71,23 +74,37 @@ RESIDUAL_BLOCK = Exercise(
     reference=residual_block_forward,
     cases=_block_cases,
     mistakes={
-        "no_skip": Mistake("you left out the skip connection: add the shortcut (x, or block.downsample(x)) "
-                           "to the branch's output", lambda x, b: b.relu(_branch(x, b))),
-        "skip_after_relu": Mistake("you added the skip after the final ReLU; the paper adds it before: "
-                                   "relu(F(x) + shortcut(x))", lambda x, b: b.relu(_branch(x, b)) + _shortcut(x, b)),
-        "no_projection": Mistake("when the block changes the shape (stride 2, more channels) the shortcut must "
-                                 "be block.downsample(x), not x", lambda x, b: b.relu(_branch(x, b) + x)),
-        "no_inner_relu": Mistake("the ReLU between the two convolutions is missing",
-                                 lambda x, b: b.relu(_branch(x, b, relu_between=False) + _shortcut(x, b))),
-        "no_final_relu": Mistake("the final ReLU is missing: the block returns relu(F(x) + shortcut(x))",
-                                 lambda x, b: _branch(x, b) + _shortcut(x, b)),
-        "bn_after_add": Mistake("the second batch norm belongs to the branch, before the addition, not after it",
-                                lambda x, b: b.relu(b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x)))) + _shortcut(x, b)))),
+        "no_skip": Mistake(
+            "you left out the skip connection: add the shortcut (x, or block.downsample(x)) to the branch's output",
+            lambda x, b: b.relu(_branch(x, b)),
+        ),
+        "skip_after_relu": Mistake(
+            "you added the skip after the final ReLU; the paper adds it before: relu(F(x) + shortcut(x))",
+            lambda x, b: b.relu(_branch(x, b)) + _shortcut(x, b),
+        ),
+        "no_projection": Mistake(
+            "when the block changes the shape (stride 2, more channels) the shortcut must "
+            "be block.downsample(x), not x",
+            lambda x, b: b.relu(_branch(x, b) + x),
+        ),
+        "no_inner_relu": Mistake(
+            "the ReLU between the two convolutions is missing",
+            lambda x, b: b.relu(_branch(x, b, relu_between=False) + _shortcut(x, b)),
+        ),
+        "no_final_relu": Mistake(
+            "the final ReLU is missing: the block returns relu(F(x) + shortcut(x))",
+            lambda x, b: _branch(x, b) + _shortcut(x, b),
+        ),
+        "bn_after_add": Mistake(
+            "the second batch norm belongs to the branch, before the addition, not after it",
+            lambda x, b: b.relu(b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x)))) + _shortcut(x, b))),
+        ),
     },
 )
 
 
 # The chain rule with and without skips -----------------------------------------------------------
+
 
 def chain_gradient(local_gradients: torch.Tensor, skip: bool) -> torch.Tensor:
     factors = 1 + local_gradients if skip else local_gradients
@@ -108,22 +125,35 @@ def _chain_cases() -> list[Case]:
 
 CHAIN_GRADIENT = Exercise(
     name="chain_gradient",
-    task="dz/dx for a chain of layers: the product of the local gradients, each plus one where a skip adds the identity",
+    task="dz/dx for a chain of layers: the product of the local gradients, each plus one where a skip adds "
+    "the identity",
     reference=chain_gradient,
     cases=_chain_cases,
     mistakes={
-        "sum": Mistake("you added the local gradients; the chain rule multiplies them",
-                       lambda g, skip: (1 + g if skip else g).sum()),
-        "skip_ignored": Mistake("with a skip, y = x + f(x), so each local factor is (1 + f'(x)): you left out the 1",
-                                lambda g, skip: g.prod()),
-        "one_outside": Mistake("the skip adds 1 to every factor, (1 + g1)(1 + g2)..., not 1 to the product",
-                               lambda g, skip: 1 + g.prod() if skip else g.prod()),
-        "always_one": Mistake("without skips there is no identity path: the factors are the local gradients alone",
-                              lambda g, skip: (1 + g).prod()),
-        "last_only": Mistake("the gradient at the input goes through every layer, not only the last one",
-                             lambda g, skip: (1 + g[-1]) if skip else g[-1]),
-        "mean": Mistake("you averaged the local gradients; the chain rule multiplies them",
-                        lambda g, skip: (1 + g if skip else g).mean()),
+        "sum": Mistake(
+            "you added the local gradients; the chain rule multiplies them",
+            lambda g, skip: (1 + g if skip else g).sum(),
+        ),
+        "skip_ignored": Mistake(
+            "with a skip, y = x + f(x), so each local factor is (1 + f'(x)): you left out the 1",
+            lambda g, skip: g.prod(),
+        ),
+        "one_outside": Mistake(
+            "the skip adds 1 to every factor, (1 + g1)(1 + g2)..., not 1 to the product",
+            lambda g, skip: 1 + g.prod() if skip else g.prod(),
+        ),
+        "always_one": Mistake(
+            "without skips there is no identity path: the factors are the local gradients alone",
+            lambda g, skip: (1 + g).prod(),
+        ),
+        "last_only": Mistake(
+            "the gradient at the input goes through every layer, not only the last one",
+            lambda g, skip: (1 + g[-1]) if skip else g[-1],
+        ),
+        "mean": Mistake(
+            "you averaged the local gradients; the chain rule multiplies them",
+            lambda g, skip: (1 + g if skip else g).mean(),
+        ),
     },
     rtol=1e-5,
     atol=1e-12,
@@ -131,6 +161,7 @@ CHAIN_GRADIENT = Exercise(
 
 
 # Filter normalisation ------------------------------------------------------------------------------
+
 
 def _normalize_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
@@ -158,30 +189,44 @@ def _filter_dims(w):
 FILTER_NORMALIZE = Exercise(
     name="filter_normalize",
     task="each filter (slice along dim 0) of the direction rescaled to the norm of the same filter of the weight; "
-         "zero for biases and BN parameters",
+    "zero for biases and BN parameters",
     reference=filter_normalize,
     cases=_normalize_cases,
     mistakes={
-        "layer_wise": Mistake("you normalised the whole layer at once; Li et al. normalise each filter "
-                              "(each slice along dim 0) separately",
-                              lambda d, w: torch.zeros_like(w) if w.ndim <= 1 else d * w.norm() / d.norm()),
-        "unit_norm": Mistake("each filter of the direction must get the norm of the weight's filter, "
-                             "not norm 1: multiply by ||w_filter||",
-                             lambda d, w: torch.zeros_like(w) if w.ndim <= 1 else d / _norms(d, _filter_dims(w))),
-        "inverted": Mistake("the scale is upside down: d * ||w|| / ||d||, not d * ||d|| / ||w||",
-                            lambda d, w: torch.zeros_like(w) if w.ndim <= 1
-                            else d * _norms(d, _filter_dims(w)) / _norms(w, _filter_dims(w))),
-        "bias_kept": Mistake("biases and batch-norm parameters (1-D tensors) get a zero direction",
-                             lambda d, w: d if w.ndim <= 1 else filter_normalize(d, w)),
-        "input_channels": Mistake("you normalised along the input channels (dim 1); a filter is a slice along "
-                                  "dim 0, the output channels",
-                                  lambda d, w: torch.zeros_like(w) if w.ndim <= 1
-                                  else d * _norms(w, (0,) + _filter_dims(w)[1:]) / _norms(d, (0,) + _filter_dims(w)[1:])),
+        "layer_wise": Mistake(
+            "you normalised the whole layer at once; Li et al. normalise each filter "
+            "(each slice along dim 0) separately",
+            lambda d, w: torch.zeros_like(w) if w.ndim <= 1 else d * w.norm() / d.norm(),
+        ),
+        "unit_norm": Mistake(
+            "each filter of the direction must get the norm of the weight's filter, "
+            "not norm 1: multiply by ||w_filter||",
+            lambda d, w: torch.zeros_like(w) if w.ndim <= 1 else d / _norms(d, _filter_dims(w)),
+        ),
+        "inverted": Mistake(
+            "the scale is upside down: d * ||w|| / ||d||, not d * ||d|| / ||w||",
+            lambda d, w: (
+                torch.zeros_like(w) if w.ndim <= 1 else d * _norms(d, _filter_dims(w)) / _norms(w, _filter_dims(w))
+            ),
+        ),
+        "bias_kept": Mistake(
+            "biases and batch-norm parameters (1-D tensors) get a zero direction",
+            lambda d, w: d if w.ndim <= 1 else filter_normalize(d, w),
+        ),
+        "input_channels": Mistake(
+            "you normalised along the input channels (dim 1); a filter is a slice along dim 0, the output channels",
+            lambda d, w: (
+                torch.zeros_like(w)
+                if w.ndim <= 1
+                else d * _norms(w, (0,) + _filter_dims(w)[1:]) / _norms(d, (0,) + _filter_dims(w)[1:])
+            ),
+        ),
     },
 )
 
 
 # Gradient norms per layer, measured with hooks ----------------------------------------------------
+
 
 def layer_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     norms: list[torch.Tensor] = []
@@ -234,34 +279,55 @@ def _mlp_cases() -> list[Case]:
     ]:
         plain, twin = SigmoidMLP.twins(seed, in_features=16, width=12, depth=depth, num_classes=5)
         g = torch.Generator().manual_seed(seed + 100)
-        cases.append(Case(label, (twin if residual else plain, torch.randn(batch, 16, generator=g),
-                                  torch.randint(0, 5, (batch,), generator=g))))
+        cases.append(
+            Case(
+                label,
+                (
+                    twin if residual else plain,
+                    torch.randn(batch, 16, generator=g),
+                    torch.randint(0, 5, (batch,), generator=g),
+                ),
+            )
+        )
     return cases
 
 
 GRADIENT_NORMS = Exercise(
     name="layer_gradient_norms",
     task="with a full backward hook on each of model.layers, the norm of the loss gradient at each layer's "
-         "output (grad_output[0]), bottom layer first; loss: cross-entropy (mean over the batch)",
+    "output (grad_output[0]), bottom layer first; loss: cross-entropy (mean over the batch)",
     reference=layer_gradient_norms,
     cases=_mlp_cases,
     mistakes={
-        "top_down": Mistake("backward hooks fire in backward order, the top layer first: reverse the list so "
-                            "that index 0 is the bottom layer", lambda m, x, y: _hooked(m, x, y, reverse=False)),
-        "grad_input": Mistake("grad_input[0] is the gradient at the layer's input; the exercise asks for the "
-                              "gradient at its output, grad_output[0]",
-                              lambda m, x, y: _hooked(m, x, y, what="grad_input")),
-        "weight_gradient": Mistake("you measured the gradient of the weights (layer.weight.grad); the exercise "
-                                   "asks for the gradient flowing through the layer's output",
-                                   lambda m, x, y: _hooked(m, x, y, what="weight")),
-        "activations": Mistake("a forward hook sees the activations, not the gradients: register a backward "
-                               "hook (register_full_backward_hook)",
-                               lambda m, x, y: _hooked(m, x, y, what="activation")),
-        "squared": Mistake("you returned the squared norm (sum of squares); take its square root, .norm()",
-                           lambda m, x, y: _hooked(m, x, y, square=True)),
-        "summed_loss": Mistake("the loss is summed over the batch, so every gradient is batch-size times too "
-                               "large: use the mean (F.cross_entropy's default)",
-                               lambda m, x, y: _hooked(m, x, y, loss="sum")),
+        "top_down": Mistake(
+            "backward hooks fire in backward order, the top layer first: reverse the list so "
+            "that index 0 is the bottom layer",
+            lambda m, x, y: _hooked(m, x, y, reverse=False),
+        ),
+        "grad_input": Mistake(
+            "grad_input[0] is the gradient at the layer's input; the exercise asks for the "
+            "gradient at its output, grad_output[0]",
+            lambda m, x, y: _hooked(m, x, y, what="grad_input"),
+        ),
+        "weight_gradient": Mistake(
+            "you measured the gradient of the weights (layer.weight.grad); the exercise "
+            "asks for the gradient flowing through the layer's output",
+            lambda m, x, y: _hooked(m, x, y, what="weight"),
+        ),
+        "activations": Mistake(
+            "a forward hook sees the activations, not the gradients: register a backward "
+            "hook (register_full_backward_hook)",
+            lambda m, x, y: _hooked(m, x, y, what="activation"),
+        ),
+        "squared": Mistake(
+            "you returned the squared norm (sum of squares); take its square root, .norm()",
+            lambda m, x, y: _hooked(m, x, y, square=True),
+        ),
+        "summed_loss": Mistake(
+            "the loss is summed over the batch, so every gradient is batch-size times too "
+            "large: use the mean (F.cross_entropy's default)",
+            lambda m, x, y: _hooked(m, x, y, loss="sum"),
+        ),
     },
     rtol=1e-3,
     atol=0.0,
@@ -269,6 +335,7 @@ GRADIENT_NORMS = Exercise(
 
 
 # The Jacobian of a residual stack --------------------------------------------------------------
+
 
 def jacobian_products(jacobians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     identity = torch.eye(jacobians.shape[-1], dtype=jacobians.dtype)
@@ -282,7 +349,7 @@ def jacobian_products(jacobians: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def _products(jacobians, *, order="right", identity="matrix", outside=False, elementwise=False):
     n = jacobians.shape[-1]
     eye = torch.eye(n, dtype=jacobians.dtype) if identity == "matrix" else torch.ones(n, n, dtype=jacobians.dtype)
-    with_skips, without = torch.eye(n, dtype=jacobians.dtype), torch.eye(n, dtype=jacobians.dtype)
+    with_skips, without = (torch.eye(n, dtype=jacobians.dtype), torch.eye(n, dtype=jacobians.dtype))
     if elementwise:
         return (eye + jacobians).prod(0) if not outside else eye + jacobians.prod(0), jacobians.prod(0)
     for J in jacobians:
@@ -300,7 +367,9 @@ def _jacobian_cases() -> list[Case]:
     return [
         Case("6 layers of 3x3 Jacobians of scale 0.3", (0.3 * torch.randn(6, 3, 3, generator=g),)),
         Case("a single layer, 2x2", (torch.randn(1, 2, 2, generator=g),)),
-        Case("20 layers, 4x4, small Jacobians (the plain product vanishes)", (0.1 * torch.randn(20, 4, 4, generator=g),)),
+        Case(
+            "20 layers, 4x4, small Jacobians (the plain product vanishes)", (0.1 * torch.randn(20, 4, 4, generator=g),)
+        ),
         Case("the cancelling case: every J close to -I", (-torch.eye(3) + 0.05 * torch.randn(5, 3, 3, generator=g),)),
         Case("float64 Jacobians, 4 layers", (0.5 * torch.randn(4, 3, 3, generator=g, dtype=torch.float64),)),
     ]
@@ -309,22 +378,34 @@ def _jacobian_cases() -> list[Case]:
 JACOBIAN_PRODUCTS = Exercise(
     name="jacobian_products",
     task="for layer Jacobians J_1..J_L (L, n, n), layer 1 first: (prod (I + J_l), prod J_l), each ordered "
-         "J_L ... J_1 as the chain rule multiplies them",
+    "J_L ... J_1 as the chain rule multiplies them",
     reference=jacobian_products,
     cases=_jacobian_cases,
     mistakes={
-        "order": Mistake("matrices do not commute: the chain rule gives J_L ... J_2 J_1 (the last layer on the "
-                         "left), you multiplied J_1 J_2 ... J_L", lambda J: _products(J, order="left")),
-        "ones_not_identity": Mistake("the skip adds the identity matrix I (torch.eye), not a matrix of ones",
-                                     lambda J: _products(J, identity="ones")),
-        "identity_outside": Mistake("the skip adds I to every layer's Jacobian, prod (I + J_l), not I to the "
-                                    "product", lambda J: _products(J, outside=True)),
-        "elementwise": Mistake("you multiplied the matrices element by element (.prod(0)); the chain rule "
-                               "multiplies them as matrices (@)", lambda J: _products(J, elementwise=True)),
-        "swapped": Mistake("return (with skips, without skips) in that order",
-                           lambda J: tuple(reversed(jacobian_products(J)))),
-        "sum": Mistake("you added the Jacobians; the chain rule multiplies them",
-                       lambda J: ((torch.eye(J.shape[-1], dtype=J.dtype) + J).sum(0), J.sum(0))),
+        "order": Mistake(
+            "matrices do not commute: the chain rule gives J_L ... J_2 J_1 (the last layer on the "
+            "left), you multiplied J_1 J_2 ... J_L",
+            lambda J: _products(J, order="left"),
+        ),
+        "ones_not_identity": Mistake(
+            "the skip adds the identity matrix I (torch.eye), not a matrix of ones",
+            lambda J: _products(J, identity="ones"),
+        ),
+        "identity_outside": Mistake(
+            "the skip adds I to every layer's Jacobian, prod (I + J_l), not I to the product",
+            lambda J: _products(J, outside=True),
+        ),
+        "elementwise": Mistake(
+            "you multiplied the matrices element by element (.prod(0)); the chain rule multiplies them as matrices (@)",
+            lambda J: _products(J, elementwise=True),
+        ),
+        "swapped": Mistake(
+            "return (with skips, without skips) in that order", lambda J: tuple(reversed(jacobian_products(J)))
+        ),
+        "sum": Mistake(
+            "you added the Jacobians; the chain rule multiplies them",
+            lambda J: ((torch.eye(J.shape[-1], dtype=J.dtype) + J).sum(0), J.sum(0)),
+        ),
     },
     rtol=1e-4,
     atol=1e-7,
@@ -332,6 +413,7 @@ JACOBIAN_PRODUCTS = Exercise(
 
 
 # The pre-activation block (He et al. 2016b) ---------------------------------------------------------
+
 
 def preact_block_forward(x: torch.Tensor, block) -> torch.Tensor:
     out = block.relu(block.bn1(x))
@@ -372,24 +454,37 @@ def _preact(x, b, *, first=True, final_relu=False, raw_shortcut=False, skip=True
 PREACT_BLOCK = Exercise(
     name="preact_block_forward",
     task="He et al. 2016b's block: x + conv2(relu(bn2(conv1(relu(bn1(x)))))); a projection shortcut takes "
-         "relu(bn1(x)); nothing after the addition",
+    "relu(bn1(x)); nothing after the addition",
     reference=preact_block_forward,
     cases=_preact_cases,
     mistakes={
-        "final_relu": Mistake("a ReLU after the addition is the original block's; the pre-activation block "
-                              "returns x + F(x) with nothing after it, so the identity path stays clean",
-                              lambda x, b: _preact(x, b, final_relu=True)),
-        "no_skip": Mistake("you left out the skip: add the shortcut (x, or block.shortcut(...)) to the branch",
-                           lambda x, b: _preact(x, b, skip=False)),
-        "raw_shortcut": Mistake("the projection shortcut takes the pre-activated input relu(bn1(x)), as in the "
-                                "authors' code, not x", lambda x, b: _preact(x, b, raw_shortcut=True)),
-        "no_inner_preactivation": Mistake("the second convolution is pre-activated too: conv2(relu(bn2(...)))",
-                                          lambda x, b: _preact(x, b, inner=False)),
-        "no_first_preactivation": Mistake("the first convolution takes the pre-activated input relu(bn1(x)), "
-                                          "not x: batch norm and ReLU come before each convolution",
-                                          lambda x, b: _preact(x, b, first=False)),
-        "relu_before_bn": Mistake("the pre-activation is relu(bn(x)): batch norm first, then the ReLU",
-                                  lambda x, b: (lambda pre: b.conv2(b.relu(b.bn2(b.conv1(pre))))
-                                                + (x if b.shortcut is None else b.shortcut(pre)))(b.bn1(b.relu(x)))),
+        "final_relu": Mistake(
+            "a ReLU after the addition is the original block's; the pre-activation block "
+            "returns x + F(x) with nothing after it, so the identity path stays clean",
+            lambda x, b: _preact(x, b, final_relu=True),
+        ),
+        "no_skip": Mistake(
+            "you left out the skip: add the shortcut (x, or block.shortcut(...)) to the branch",
+            lambda x, b: _preact(x, b, skip=False),
+        ),
+        "raw_shortcut": Mistake(
+            "the projection shortcut takes the pre-activated input relu(bn1(x)), as in the authors' code, not x",
+            lambda x, b: _preact(x, b, raw_shortcut=True),
+        ),
+        "no_inner_preactivation": Mistake(
+            "the second convolution is pre-activated too: conv2(relu(bn2(...)))",
+            lambda x, b: _preact(x, b, inner=False),
+        ),
+        "no_first_preactivation": Mistake(
+            "the first convolution takes the pre-activated input relu(bn1(x)), "
+            "not x: batch norm and ReLU come before each convolution",
+            lambda x, b: _preact(x, b, first=False),
+        ),
+        "relu_before_bn": Mistake(
+            "the pre-activation is relu(bn(x)): batch norm first, then the ReLU",
+            lambda x, b: (
+                lambda pre: b.conv2(b.relu(b.bn2(b.conv1(pre)))) + (x if b.shortcut is None else b.shortcut(pre))
+            )(b.bn1(b.relu(x))),
+        ),
     },
 )

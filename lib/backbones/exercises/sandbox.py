@@ -16,6 +16,7 @@ What comes back is read as untrusted data: regular files only (never a link), a 
 at most :data:`RECORD_LIMIT` bytes, arrays in an uncompressed ``.npz`` whose members' headers
 are checked against their sizes before anything is loaded (:func:`read_arrays`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,22 +45,23 @@ from backbones.exercises.reading import read_regular
 
 CHILD = Path(_child.__file__)
 TEMP_PREFIX = "backbones-grade-"  # + the grader's pid: what a killed grader left is swept at the next start
-MEMORY_LIMIT = 12 * 2**30    # address space of one process: importing torch alone reserves several GB
-MEMORY_TOTAL = 4 * 2**30     # all of a submission's processes together, tmpfs included (cgroup)
-FILE_LIMIT = 256 * 2**20     # the largest file the child may write
-FOLDER_LIMIT = 512 * 2**20   # all it writes into its folder together
+MEMORY_LIMIT = 12 * 2**30  # address space of one process: importing torch alone reserves several GB
+MEMORY_TOTAL = 4 * 2**30  # all of a submission's processes together, tmpfs included (cgroup)
+FILE_LIMIT = 256 * 2**20  # the largest file the child may write
+FOLDER_LIMIT = 512 * 2**20  # all it writes into its folder together
 FOLDER_ENTRIES = 10_000
-TMPFS_SIZE = 64 * 2**20      # the sandbox's /tmp and /dev/shm, each
-TASK_LIMIT = 256             # processes and threads of one submission (cgroup, or RLIMIT_NPROC in a user namespace)
-USER_PROCESS_LIMIT = 4096    # RLIMIT_NPROC without a user namespace counts all of the user's processes
-RECORD_LIMIT = 2**20         # one case's JSON record
-ARRAY_LIMIT = 64 * 2**20     # one case's arrays, the .npz file
-MEMBER_LIMIT = 64            # arrays in one case
+TMPFS_SIZE = 64 * 2**20  # the sandbox's /tmp and /dev/shm, each
+TASK_LIMIT = 256  # processes and threads of one submission (cgroup, or RLIMIT_NPROC in a user namespace)
+USER_PROCESS_LIMIT = 4096  # RLIMIT_NPROC without a user namespace counts all of the user's processes
+RECORD_LIMIT = 2**20  # one case's JSON record
+ARRAY_LIMIT = 64 * 2**20  # one case's arrays, the .npz file
+MEMBER_LIMIT = 64  # arrays in one case
 NOBODY = 65534
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "nsswitch.conf")
 
 
 # bubblewrap --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Bubblewrap:
@@ -78,10 +80,29 @@ def bubblewrap() -> Bubblewrap | None:
     path = shutil.which("bwrap")
     if path is None:
         return None
-    for flags in (("--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"),
-                  ("--cap-drop", "ALL") if os.getuid() == 0 else ()):
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-                                *flags, "--die-with-parent", "--new-session", "true"], capture_output=True, timeout=60)
+    for flags in (
+        ("--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"),
+        ("--cap-drop", "ALL") if os.getuid() == 0 else (),
+    ):
+        probe = subprocess.run(
+            [
+                path,
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "--unshare-all",
+                *flags,
+                "--die-with-parent",
+                "--new-session",
+                "true",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         if probe.returncode == 0:
             return Bubblewrap(path, flags)
     return None
@@ -91,15 +112,38 @@ def _bwrap_command(wrap: Bubblewrap, work: Path, library: Path) -> list[str]:
     """An allow-list sandbox: only what the child needs is there, everything else is absent."""
     import backbones
 
-    command = [wrap.path, *wrap.flags, "--unshare-all", "--die-with-parent", "--new-session",
-               "--dev", "/dev", "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-               "--proc", "/proc", "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
+    command = [
+        wrap.path,
+        *wrap.flags,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--dev",
+        "/dev",
+        "--size",
+        str(TMPFS_SIZE),
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        str(TMPFS_SIZE),
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             command += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             command += ["--ro-bind", top, top]
-    command += [x for name in ETC if os.path.exists(f"/etc/{name}") for x in ("--ro-bind", f"/etc/{name}", f"/etc/{name}")]
+    command += [
+        x for name in ETC if os.path.exists(f"/etc/{name}") for x in ("--ro-bind", f"/etc/{name}", f"/etc/{name}")
+    ]
     prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     bound = [p for p in sorted(prefixes) if not p.is_relative_to("/usr")]
     for prefix in bound:  # Python itself (a venv may lie in a checkout or under /tmp)
@@ -112,6 +156,7 @@ def _bwrap_command(wrap: Bubblewrap, work: Path, library: Path) -> list[str]:
 
 
 # cgroups: totals per submission ------------------------------------------------------------------
+
 
 class Cgroup:
     """One submission's cgroup (v2, or v1's memory, pids and cpu hierarchies): memory with tmpfs,
@@ -157,8 +202,12 @@ class Cgroup:
 
 
 _CGROUP_SETTINGS = {
-    "v2": [("memory.max", str(MEMORY_TOTAL)), ("memory.swap.max", "0"), ("pids.max", str(TASK_LIMIT)),
-           ("cpu.max", "100000 100000")],
+    "v2": [
+        ("memory.max", str(MEMORY_TOTAL)),
+        ("memory.swap.max", "0"),
+        ("pids.max", str(TASK_LIMIT)),
+        ("cpu.max", "100000 100000"),
+    ],
     "memory": [("memory.limit_in_bytes", str(MEMORY_TOTAL)), ("memory.memsw.limit_in_bytes", str(MEMORY_TOTAL))],
     "pids": [("pids.max", str(TASK_LIMIT))],
     "cpu": [("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "100000")],
@@ -178,7 +227,9 @@ def _cgroup_parents() -> list[tuple[str, Path]]:
     v2: this process's own cgroup, when memory and pids are enabled for its children. v1: its
     own cgroup in the memory, pids and (where mounted) cpu hierarchies."""
     root = Path("/sys/fs/cgroup")
-    lines = [line.split(":", 2) for line in _read_or_empty(Path("/proc/self/cgroup")).splitlines() if line.count(":") >= 2]
+    lines = [
+        line.split(":", 2) for line in _read_or_empty(Path("/proc/self/cgroup")).splitlines() if line.count(":") >= 2
+    ]
     own = {controller: path.strip() for _, controllers, path in lines for controller in controllers.split(",")}
     if (root / "cgroup.controllers").exists() and "" in own:  # the unified hierarchy alone
         parent = root / own[""].lstrip("/")
@@ -206,21 +257,31 @@ def sandbox_note() -> str:
     """What confines a submission on this machine, in one line (printed by the grader's CLI)."""
     wrap = bubblewrap()
     if wrap is None:
-        files = ("sandbox: bubblewrap is not installed or cannot run here (apt install bubblewrap): submissions "
-                 "run in a temporary folder with limits, but can read files this user can read")
+        files = (
+            "sandbox: bubblewrap is not installed or cannot run here (apt install bubblewrap): submissions "
+            "run in a temporary folder with limits, but can read files this user can read"
+        )
     elif wrap.user_namespace:
-        files = ("sandbox: bubblewrap, in a user namespace as nobody with no capabilities; only the interpreter, the "
-                 "library without exercises and its own folder visible; no network; own PID namespace")
+        files = (
+            "sandbox: bubblewrap, in a user namespace as nobody with no capabilities; only the interpreter, the "
+            "library without exercises and its own folder visible; no network; own PID namespace"
+        )
     else:
-        files = ("sandbox: bubblewrap without a user namespace, capabilities dropped; only the interpreter, the library "
-                 "without exercises and its own folder visible; no network; own PID namespace")
-    totals = (f"totals per submission: a cgroup ({MEMORY_TOTAL // 2**30} GiB of memory with tmpfs, {TASK_LIMIT} tasks, "
-              f"one CPU)" if cgroups() else "totals per submission: none (no cgroup can be made here); per-process "
-              "limits only")
+        files = (
+            "sandbox: bubblewrap without a user namespace, capabilities dropped; only the interpreter, the library "
+            "without exercises and its own folder visible; no network; own PID namespace"
+        )
+    totals = (
+        f"totals per submission: a cgroup ({MEMORY_TOTAL // 2**30} GiB of memory with tmpfs, {TASK_LIMIT} tasks, "
+        f"one CPU)"
+        if cgroups()
+        else "totals per submission: none (no cgroup can be made here); per-process limits only"
+    )
     return f"{files}; {totals}"
 
 
 # Temporary folders that outlive a killed grader ---------------------------------------------------
+
 
 def temporary_folder(kind: str) -> tempfile.TemporaryDirectory:
     """A temporary folder named after this grader's pid, so that the next grader can sweep it
@@ -261,15 +322,20 @@ def library_copy(folder: Path) -> Path:
     import backbones
 
     target = folder / "lib"
-    shutil.copytree(Path(backbones.__file__).parent, target / "backbones",
-                    ignore=shutil.ignore_patterns("__pycache__", "exercises", "assets", "*.pyc"))
+    shutil.copytree(
+        Path(backbones.__file__).parent,
+        target / "backbones",
+        ignore=shutil.ignore_patterns("__pycache__", "exercises", "assets", "*.pyc"),
+    )
     (target / "backbones" / "exercises").mkdir()
     (target / "backbones" / "exercises" / "__init__.py").write_text(
-        '"""Not available while grading: the checks run in the grader, not here."""\n')
+        '"""Not available while grading: the checks run in the grader, not here."""\n'
+    )
     return target
 
 
 # The child ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class SandboxRun:
@@ -286,6 +352,7 @@ class SandboxRun:
 
 def _prepare(seconds: float, group: Cgroup | None, user_namespace: bool):
     """What the child does between fork and exec: join its cgroup, set its rlimits."""
+
     def apply() -> None:
         if group is not None:
             group.join(os.getpid())
@@ -298,6 +365,7 @@ def _prepare(seconds: float, group: Cgroup | None, user_namespace: bool):
             resource.setrlimit(resource.RLIMIT_NPROC, (TASK_LIMIT, TASK_LIMIT))
         elif os.getuid() != 0:  # root outside a user namespace is exempt from RLIMIT_NPROC anyway
             resource.setrlimit(resource.RLIMIT_NPROC, (USER_PROCESS_LIMIT, USER_PROCESS_LIMIT))
+
     return apply
 
 
@@ -330,8 +398,9 @@ def _folder_size(work: Path) -> tuple[int, int]:
     return size, entries
 
 
-def run_value_answers(source: str, cases: list, statements: list[str], answers: list, *, timeout: float,
-                      library: Path) -> SandboxRun:
+def run_value_answers(
+    source: str, cases: list, statements: list[str], answers: list, *, timeout: float, library: Path
+) -> SandboxRun:
     """Compute a notebook's answers in one child: the definitions, then each statement an answer
     needs, in order (``answers``: ``[[name, [statement indices]]]``)."""
     spec = {"kind": "value", "statements": statements, "answers": answers}
@@ -355,9 +424,18 @@ def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: fl
         if stopped == "definitions":
             return [SandboxRun({}, {}, {"timeout": timeout}, True, None, stopped) for _ in jobs]
         runs: list[SandboxRun | None] = [
-            _collect(work, p, len(cases), timed_out and k == begun, returncode,
-                     stopped if k == begun or stopped == "folder" else None)
-            if k <= begun else None for k, ((_, _, cases), p) in enumerate(zip(jobs, prefixes))]
+            _collect(
+                work,
+                p,
+                len(cases),
+                timed_out and k == begun,
+                returncode,
+                stopped if k == begun or stopped == "folder" else None,
+            )
+            if k <= begun
+            else None
+            for k, ((_, _, cases), p) in enumerate(zip(jobs, prefixes))
+        ]
     for k, run in enumerate(runs):
         if run is None and len(jobs) > 1:  # never begun: on its own, as if it had been alone
             runs[k] = run_exercises(source, [jobs[k]], timeout=timeout, library=library)[0]
@@ -367,8 +445,7 @@ def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: fl
 
 
 @contextlib.contextmanager
-def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout: float, library: Path,
-                   count: int = 1):
+def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout: float, library: Path, count: int = 1):
     """Start the sandboxed child in a fresh folder; yield ``(folder, watch)``, where ``watch(jobs)``
     waits for it (killing it when a job, marked ``e{k}_started``, runs past ``timeout``, or when
     its folder grows past :data:`FOLDER_LIMIT`) and returns ``(timed_out, returncode, index of the
@@ -386,9 +463,17 @@ def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout:
         (work / "submission.py").write_text(source)
         shutil.copyfile(CHILD, work / "_child.py")
         token = uuid.uuid4().hex
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "BACKBONES_OFFLINE": "1", "BACKBONES_PROGRESS": "off",
-               "BACKBONES_SANDBOX": token}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(work),
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+            "BACKBONES_OFFLINE": "1",
+            "BACKBONES_PROGRESS": "off",
+            "BACKBONES_SANDBOX": token,
+        }
         command = [sys.executable, "-I", "_child.py", "spec.json"]
         wrap = bubblewrap()
         if wrap:
@@ -396,11 +481,17 @@ def _child_process(source: str, spec: dict, inputs: dict[str, list], *, timeout:
         group = Cgroup.make(f"{TEMP_PREFIX}{os.getpid()}-{token[:12]}") if cgroups() else None
         try:
             with open(work / "child.log", "wb") as log:
-                process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True,
-                                           preexec_fn=_prepare(timeout * count, group,
-                                                               bool(wrap and wrap.user_namespace)))
-                yield work, functools.partial(_watch, process, work, timeout, group, token)
+                process = subprocess.Popen(
+                    command,
+                    cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_prepare(timeout * count, group, bool(wrap and wrap.user_namespace)),
+                )
+                yield (work, functools.partial(_watch, process, work, timeout, group, token))
         finally:
             if group is not None:
                 group.kill()
@@ -411,8 +502,9 @@ def _begun(work: Path, jobs: int) -> int:
     return max((k for k in range(jobs) if (work / f"e{k}_started").exists()), default=-1)
 
 
-def _watch(process: subprocess.Popen, work: Path, timeout: float, group: Cgroup | None, token: str,
-           jobs: int) -> tuple[bool, int | None, int, str | None]:
+def _watch(
+    process: subprocess.Popen, work: Path, timeout: float, group: Cgroup | None, token: str, jobs: int
+) -> tuple[bool, int | None, int, str | None]:
     begun, since, stopped, polls = 0, time.monotonic(), None, 0
     try:
         while True:
@@ -453,6 +545,7 @@ def _watch(process: subprocess.Popen, work: Path, timeout: float, group: Cgroup 
 
 
 # Reading what came back ---------------------------------------------------------------------------
+
 
 def read_arrays(data: bytes) -> dict:
     """The arrays of an ``.npz`` written by the child, read within limits: at most
@@ -501,8 +594,9 @@ def _record(work: Path, name: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _collect(work: Path, prefix: str, count: int, timed_out: bool, returncode: int | None,
-             stopped: str | None) -> SandboxRun:
+def _collect(
+    work: Path, prefix: str, count: int, timed_out: bool, returncode: int | None, stopped: str | None
+) -> SandboxRun:
     cases, arrays = {}, {}
     for i in range(count):
         data = _record(work, f"{prefix}case_{i}")

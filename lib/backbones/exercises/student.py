@@ -9,6 +9,7 @@ markers otter-grader and nbgrader use). In the student version those lines becom
 rest of the cell stay. Outputs are cleared and the rendered book's ``hide-input`` tag (which
 hides the solution behind a toggle) is dropped, so the student sees the stub.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -2,6 +2,7 @@
 against ``nn.MultiheadAttention``, sinusoidal positions and the linear map of an offset, the
 encoder block post-norm and pre-norm against ``nn.TransformerEncoderLayer``, and permutation
 equivariance with and without positions. Order: attention, positions, block, equivariance."""
+
 from __future__ import annotations
 
 import math
@@ -27,12 +28,27 @@ def multi_head_attention(x, in_proj_weight, in_proj_bias, out_proj_weight, out_p
     return out
 
 
-def _mha(x, w_in, b_in, w_out, b_out, num_heads, mask=None, *, split="right", out_proj=True, scale="head",
-         mask_mode="right", transpose_weights=True, bias=True, merge="right"):
+def _mha(
+    x,
+    w_in,
+    b_in,
+    w_out,
+    b_out,
+    num_heads,
+    mask=None,
+    *,
+    split="right",
+    out_proj=True,
+    scale="head",
+    mask_mode="right",
+    transpose_weights=True,
+    bias=True,
+    merge="right",
+):
     """Multi-head attention written out, with one step changed (each keyword is one mistake)."""
     batch, length, embed = x.shape
     d = embed // num_heads
-    project = (lambda t, w, b: t @ (w.T if transpose_weights else w) + (b if bias else 0))
+    project = lambda t, w, b: t @ (w.T if transpose_weights else w) + (b if bias else 0)
     q, k, v = (project(x, w, b) for w, b in zip(w_in.chunk(3), b_in.chunk(3)))
 
     def heads(t):
@@ -43,8 +59,11 @@ def _mha(x, w_in, b_in, w_out, b_out, num_heads, mask=None, *, split="right", ou
     q, k, v = heads(q), heads(k), heads(v)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d if scale == "head" else embed)
     if mask is not None:
-        keep = {"right": mask[:, None, None, :], "batch_as_heads": mask[:, None, :],
-                "inverted": ~mask[:, None, None, :]}[mask_mode]
+        keep = {
+            "right": mask[:, None, None, :],
+            "batch_as_heads": mask[:, None, :],
+            "inverted": ~mask[:, None, None, :],
+        }[mask_mode]
         scores = scores.masked_fill(~keep, float("-inf"))
     out = scores.softmax(-1) @ v  # (B, H, T, d)
     if merge == "right":
@@ -71,8 +90,12 @@ def _mha_cases() -> list[Case]:
         ("one head of width 6", 2, 5, 6, 1, False),
     ]:
         x = torch.randn(batch, length, embed, generator=g)
-        weights = (torch.randn(3 * embed, embed, generator=g) / math.sqrt(embed), 0.1 * torch.randn(3 * embed, generator=g),
-                   torch.randn(embed, embed, generator=g) / math.sqrt(embed), 0.1 * torch.randn(embed, generator=g))
+        weights = (
+            torch.randn(3 * embed, embed, generator=g) / math.sqrt(embed),
+            0.1 * torch.randn(3 * embed, generator=g),
+            torch.randn(embed, embed, generator=g) / math.sqrt(embed),
+            0.1 * torch.randn(embed, generator=g),
+        )
         cases.append(Case(label, (x, *weights, heads), {"mask": _padding(batch, length, g)} if masked else {}))
     return cases
 
@@ -84,32 +107,51 @@ def _wrong_mha(**change):
 MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
     task="nn.MultiheadAttention's forward (batch_first) from its weights: q, k, v = x W_q^T + b_q, ...; split "
-         "into heads; attention per head with a (B, T) key mask (True: a real token); merge; output projection",
+    "into heads; attention per head with a (B, T) key mask (True: a real token); merge; output projection",
     reference=multi_head_attention,
     cases=_mha_cases,
     mistakes={
-        "heads_wrong_axis": Mistake("the heads split each token's features: view (B, T, H, d), then transpose(1, 2); "
-                                    "reshaping straight to (B, H, T, d) cuts across tokens",
-                                    _wrong_mha(split="across_tokens")),
-        "no_output_projection": Mistake("after merging the heads comes the output projection, "
-                                        "out @ out_proj_weight.T + out_proj_bias", _wrong_mha(out_proj=False)),
-        "scaled_by_width": Mistake("scale by the head's width, 1/sqrt(E / num_heads): each head's dot products are "
-                                   "over d = E/H features, not over the model's E", _wrong_mha(scale="model")),
-        "mask_broadcast": Mistake("a (B, T) mask must become (B, 1, 1, T) to meet the scores (B, H, T, T); "
-                                  "(B, 1, T) lines the batch up with the heads", _wrong_mha(mask_mode="batch_as_heads")),
-        "mask_inverted": Mistake("the mask is True for a real token, which may be attended to; you hid the real "
-                                 "tokens and kept the padding", _wrong_mha(mask_mode="inverted")),
-        "weights_not_transposed": Mistake("a weight of nn.Linear or nn.MultiheadAttention is (out, in): the "
-                                          "projection is x @ W.T + b", _wrong_mha(transpose_weights=False)),
-        "no_bias": Mistake("the projections have biases: in_proj_bias (split in three like the weight) and "
-                           "out_proj_bias", _wrong_mha(bias=False)),
-        "heads_interleaved": Mistake("merge the heads by concatenating them (transpose(1, 2), then reshape), "
-                                     "not by interleaving their features", _wrong_mha(merge="interleaved")),
+        "heads_wrong_axis": Mistake(
+            "the heads split each token's features: view (B, T, H, d), then transpose(1, 2); "
+            "reshaping straight to (B, H, T, d) cuts across tokens",
+            _wrong_mha(split="across_tokens"),
+        ),
+        "no_output_projection": Mistake(
+            "after merging the heads comes the output projection, out @ out_proj_weight.T + out_proj_bias",
+            _wrong_mha(out_proj=False),
+        ),
+        "scaled_by_width": Mistake(
+            "scale by the head's width, 1/sqrt(E / num_heads): each head's dot products are "
+            "over d = E/H features, not over the model's E",
+            _wrong_mha(scale="model"),
+        ),
+        "mask_broadcast": Mistake(
+            "a (B, T) mask must become (B, 1, 1, T) to meet the scores (B, H, T, T); "
+            "(B, 1, T) lines the batch up with the heads",
+            _wrong_mha(mask_mode="batch_as_heads"),
+        ),
+        "mask_inverted": Mistake(
+            "the mask is True for a real token, which may be attended to; you hid the real tokens and kept the padding",
+            _wrong_mha(mask_mode="inverted"),
+        ),
+        "weights_not_transposed": Mistake(
+            "a weight of nn.Linear or nn.MultiheadAttention is (out, in): the projection is x @ W.T + b",
+            _wrong_mha(transpose_weights=False),
+        ),
+        "no_bias": Mistake(
+            "the projections have biases: in_proj_bias (split in three like the weight) and out_proj_bias",
+            _wrong_mha(bias=False),
+        ),
+        "heads_interleaved": Mistake(
+            "merge the heads by concatenating them (transpose(1, 2), then reshape), not by interleaving their features",
+            _wrong_mha(merge="interleaved"),
+        ),
     },
 )
 
 
 # Sinusoidal positional encodings, and the linear map of an offset -----------------------------------
+
 
 def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:
     return SinusoidalPositionalEncoding(embed_dim=dim, max_len=length).encoding.clone()
@@ -141,23 +183,43 @@ SINUSOIDAL = Exercise(
     name="sinusoidal_encoding",
     task="(length, dim): PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(p / 10000^(2i/dim))",
     reference=sinusoidal_encoding,
-    cases=lambda: [Case("10 positions, dim 16", (10, 16)), Case("a single position, dim 8", (1, 8)),
-                   Case("50 positions, dim 64", (50, 64)), Case("7 positions, dim 6", (7, 6))],
+    cases=lambda: [
+        Case("10 positions, dim 16", (10, 16)),
+        Case("a single position, dim 8", (1, 8)),
+        Case("50 positions, dim 64", (50, 64)),
+        Case("7 positions, dim 6", (7, 6)),
+    ],
     mistakes={
-        "sin_cos_swapped": Mistake("sine goes to the even dimensions (2i), cosine to the odd ones (2i+1)",
-                                   lambda n, d: _encoding(n, d, swap=True)),
-        "base": Mistake("the wavelengths grow geometrically up to 10000 * 2 pi: the base is 10000",
-                        lambda n, d: _encoding(n, d, base=1000.0)),
-        "transposed": Mistake("the result is (length, dim), a row per position: you returned (dim, length)",
-                              lambda n, d: _encoding(n, d).T.contiguous()),
-        "halves": Mistake("sines and cosines interleave (0::2 and 1::2), they are not two halves; "
-                          "the halves layout is another convention", lambda n, d: _encoding(n, d, halves=True)),
-        "exponent_pair_index": Mistake("the exponent is 2i/dim, with 2i the even dimension: you used i/dim",
-                                       lambda n, d: _encoding(n, d, exponent="i")),
-        "exponent_per_column": Mistake("a sine and its cosine share one frequency, 10000^(-2i/dim): you gave every "
-                                       "column j its own, 10000^(-j/dim)", _per_column),
-        "not_inverted": Mistake("divide the position by 10000^(2i/dim) (frequencies fall with i), do not multiply",
-                                lambda n, d: _encoding(n, d, inverse=False)),
+        "sin_cos_swapped": Mistake(
+            "sine goes to the even dimensions (2i), cosine to the odd ones (2i+1)",
+            lambda n, d: _encoding(n, d, swap=True),
+        ),
+        "base": Mistake(
+            "the wavelengths grow geometrically up to 10000 * 2 pi: the base is 10000",
+            lambda n, d: _encoding(n, d, base=1000.0),
+        ),
+        "transposed": Mistake(
+            "the result is (length, dim), a row per position: you returned (dim, length)",
+            lambda n, d: _encoding(n, d).T.contiguous(),
+        ),
+        "halves": Mistake(
+            "sines and cosines interleave (0::2 and 1::2), they are not two halves; "
+            "the halves layout is another convention",
+            lambda n, d: _encoding(n, d, halves=True),
+        ),
+        "exponent_pair_index": Mistake(
+            "the exponent is 2i/dim, with 2i the even dimension: you used i/dim",
+            lambda n, d: _encoding(n, d, exponent="i"),
+        ),
+        "exponent_per_column": Mistake(
+            "a sine and its cosine share one frequency, 10000^(-2i/dim): you gave every "
+            "column j its own, 10000^(-j/dim)",
+            _per_column,
+        ),
+        "not_inverted": Mistake(
+            "divide the position by 10000^(2i/dim) (frequencies fall with i), do not multiply",
+            lambda n, d: _encoding(n, d, inverse=False),
+        ),
     },
 )
 
@@ -166,7 +228,7 @@ def offset_matrix(offset: int, dim: int) -> torch.Tensor:
     frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
     angle = offset * frequency
     out = torch.zeros(dim, dim)
-    out[0::2, 0::2] = torch.diag(torch.cos(angle))   # sin(a + b) = sin a cos b + cos a sin b
+    out[0::2, 0::2] = torch.diag(torch.cos(angle))  # sin(a + b) = sin a cos b + cos a sin b
     out[0::2, 1::2] = torch.diag(torch.sin(angle))
     out[1::2, 0::2] = torch.diag(-torch.sin(angle))  # cos(a + b) = cos a cos b - sin a sin b
     out[1::2, 1::2] = torch.diag(torch.cos(angle))
@@ -174,28 +236,44 @@ def offset_matrix(offset: int, dim: int) -> torch.Tensor:
 
 
 def _offset_cases() -> list[Case]:
-    return [Case("offset 1, dim 8", (1, 8)), Case("offset 5, dim 16", (5, 16)), Case("a single pair, offset 3", (3, 2)),
-            Case("offset -2 (backwards), dim 8", (-2, 8)), Case("offset 40, dim 32", (40, 32))]
+    return [
+        Case("offset 1, dim 8", (1, 8)),
+        Case("offset 5, dim 16", (5, 16)),
+        Case("a single pair, offset 3", (3, 2)),
+        Case("offset -2 (backwards), dim 8", (-2, 8)),
+        Case("offset 40, dim 32", (40, 32)),
+    ]
 
 
 OFFSET_MATRIX = Exercise(
     name="offset_matrix",
     task="the (dim, dim) matrix M with PE[p + offset] = M @ PE[p] for every position p: a 2x2 rotation per "
-         "(sin, cos) pair",
+    "(sin, cos) pair",
     reference=offset_matrix,
     cases=_offset_cases,
     mistakes={
-        "rotated_backwards": Mistake("the block turns the wrong way (it gives PE[p - offset]): sin(a+b) = sin a cos b "
-                                     "+ cos a sin b, so the sine row is [cos b, sin b]",
-                                     lambda k, d: offset_matrix(k, d).T.contiguous()),
-        "no_offset": Mistake("the angle of pair i is offset * frequency_i; you used the frequency alone (offset 1)",
-                             lambda k, d: offset_matrix(1, d)),
-        "identity": Mistake("shifting by an offset changes the encoding: M is a rotation by offset * frequency_i per "
-                            "pair, the identity only for offset 0", lambda k, d: torch.eye(d)),
-        "diagonal_only": Mistake("a rotation mixes the sine and the cosine of a pair: the off-diagonal sin(b) "
-                                 "terms are missing", lambda k, d: torch.diag(offset_matrix(k, d).diagonal())),
-        "degrees": Mistake("torch.sin and torch.cos take radians; the frequencies are in radians already",
-                           lambda k, d: offset_matrix(k, d) if k == 0 else _degrees(k, d)),
+        "rotated_backwards": Mistake(
+            "the block turns the wrong way (it gives PE[p - offset]): sin(a+b) = sin a cos b "
+            "+ cos a sin b, so the sine row is [cos b, sin b]",
+            lambda k, d: offset_matrix(k, d).T.contiguous(),
+        ),
+        "no_offset": Mistake(
+            "the angle of pair i is offset * frequency_i; you used the frequency alone (offset 1)",
+            lambda k, d: offset_matrix(1, d),
+        ),
+        "identity": Mistake(
+            "shifting by an offset changes the encoding: M is a rotation by offset * frequency_i per "
+            "pair, the identity only for offset 0",
+            lambda k, d: torch.eye(d),
+        ),
+        "diagonal_only": Mistake(
+            "a rotation mixes the sine and the cosine of a pair: the off-diagonal sin(b) terms are missing",
+            lambda k, d: torch.diag(offset_matrix(k, d).diagonal()),
+        ),
+        "degrees": Mistake(
+            "torch.sin and torch.cos take radians; the frequencies are in radians already",
+            lambda k, d: offset_matrix(k, d) if k == 0 else _degrees(k, d),
+        ),
     },
 )
 
@@ -204,23 +282,32 @@ def _degrees(offset, dim):
     frequency = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
     angle = torch.deg2rad(offset * frequency)
     out = torch.zeros(dim, dim)
-    out[0::2, 0::2], out[0::2, 1::2] = torch.diag(torch.cos(angle)), torch.diag(torch.sin(angle))
-    out[1::2, 0::2], out[1::2, 1::2] = torch.diag(-torch.sin(angle)), torch.diag(torch.cos(angle))
+    out[0::2, 0::2], out[0::2, 1::2] = (torch.diag(torch.cos(angle)), torch.diag(torch.sin(angle)))
+    out[1::2, 0::2], out[1::2, 1::2] = (torch.diag(-torch.sin(angle)), torch.diag(torch.cos(angle)))
     return out
 
 
 # The encoder block, post-norm and pre-norm ----------------------------------------------------------
 
+
 def torch_encoder_layer(block: EncoderBlock) -> nn.TransformerEncoderLayer:
     """``nn.TransformerEncoderLayer`` (batch_first, no dropout) holding the weights of the book's block."""
     attention = block.attention
     embed, hidden = block.mlp[0].in_features, block.mlp[0].out_features
-    layer = nn.TransformerEncoderLayer(embed, attention.num_heads, hidden, dropout=0.0, batch_first=True,
-                                       norm_first=block.norm_first, layer_norm_eps=block.norm1.eps,
-                                       activation="gelu" if isinstance(block.mlp[1], nn.GELU) else "relu")
+    layer = nn.TransformerEncoderLayer(
+        embed,
+        attention.num_heads,
+        hidden,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=block.norm_first,
+        layer_norm_eps=block.norm1.eps,
+        activation="gelu" if isinstance(block.mlp[1], nn.GELU) else "relu",
+    )
     with torch.no_grad():
-        layer.self_attn.in_proj_weight.copy_(torch.cat([attention.W_q.weight, attention.W_k.weight,
-                                                        attention.W_v.weight]))
+        layer.self_attn.in_proj_weight.copy_(
+            torch.cat([attention.W_q.weight, attention.W_k.weight, attention.W_v.weight])
+        )
         layer.self_attn.in_proj_bias.copy_(torch.cat([attention.W_q.bias, attention.W_k.bias, attention.W_v.bias]))
         layer.self_attn.out_proj.load_state_dict(attention.W_o.state_dict())
         layer.linear1.load_state_dict(block.mlp[0].state_dict())
@@ -235,8 +322,7 @@ def encoder_block(x: torch.Tensor, block: EncoderBlock) -> torch.Tensor:
         return torch_encoder_layer(block)(x)
 
 
-def _encoder(x, b, *, order=None, branch_norm=False, normed_residual=False, second_residual=True,
-             swap_norms=False):
+def _encoder(x, b, *, order=None, branch_norm=False, normed_residual=False, second_residual=True, swap_norms=False):
     attend = lambda h: b.attention(h)  # noqa: E731
     n1, n2 = (b.norm2, b.norm1) if swap_norms else (b.norm1, b.norm2)
     pre = b.norm_first if order is None else order == "pre"
@@ -262,8 +348,9 @@ def _encoder_cases() -> list[Case]:
         ("post-norm, a single token", False, "relu", 3, 1, 3),
     ]:
         torch.manual_seed(seed)
-        block = EncoderBlock(embed_dim=16, num_heads=4, mlp_ratio=2, norm_first=norm_first,
-                             activation=activation).eval()
+        block = EncoderBlock(
+            embed_dim=16, num_heads=4, mlp_ratio=2, norm_first=norm_first, activation=activation
+        ).eval()
         for norm in (block.norm1, block.norm2):  # LayerNorms that are not the identity
             norm.weight.data.uniform_(0.5, 1.5)
             norm.bias.data.normal_(0, 0.2)
@@ -275,31 +362,44 @@ def _encoder_cases() -> list[Case]:
 ENCODER_BLOCK = Exercise(
     name="encoder_block",
     task="the block's forward from block.attention, block.mlp, block.norm1, block.norm2: post-norm "
-         "(norm(x + f(x))) when block.norm_first is False, pre-norm (x + f(norm(x))) when True",
+    "(norm(x + f(x))) when block.norm_first is False, pre-norm (x + f(norm(x))) when True",
     reference=encoder_block,
     cases=_encoder_cases,
     mistakes={
-        "always_post": Mistake("block.norm_first is True here: pre-norm normalises each branch's input, "
-                               "x = x + attention(norm1(x)), x = x + mlp(norm2(x))",
-                               lambda x, b: _encoder(x, b, order="post")),
-        "always_pre": Mistake("block.norm_first is False here: post-norm normalises after the addition, "
-                              "x = norm1(x + attention(x)), x = norm2(x + mlp(x))",
-                              lambda x, b: _encoder(x, b, order="pre")),
-        "norm_on_branch": Mistake("post-norm normalises the sum, norm1(x + attention(x)), not the branch alone",
-                                  lambda x, b: _encoder(x, b, branch_norm=True) if not b.norm_first
-                                  else _encoder(x, b, order="post", branch_norm=True)),
-        "normed_residual": Mistake("in pre-norm the residual path carries x itself, x + attention(norm1(x)); "
-                                   "adding norm1(x) puts a norm on the identity path",
-                                   lambda x, b: _encoder(x, b, order="pre", normed_residual=True)),
-        "no_second_residual": Mistake("the MLP has its own residual connection, like the attention",
-                                      lambda x, b: _encoder(x, b, second_residual=False)),
-        "norms_swapped": Mistake("norm1 goes with the attention and norm2 with the MLP",
-                                 lambda x, b: _encoder(x, b, swap_norms=True)),
+        "always_post": Mistake(
+            "block.norm_first is True here: pre-norm normalises each branch's input, "
+            "x = x + attention(norm1(x)), x = x + mlp(norm2(x))",
+            lambda x, b: _encoder(x, b, order="post"),
+        ),
+        "always_pre": Mistake(
+            "block.norm_first is False here: post-norm normalises after the addition, "
+            "x = norm1(x + attention(x)), x = norm2(x + mlp(x))",
+            lambda x, b: _encoder(x, b, order="pre"),
+        ),
+        "norm_on_branch": Mistake(
+            "post-norm normalises the sum, norm1(x + attention(x)), not the branch alone",
+            lambda x, b: (
+                _encoder(x, b, branch_norm=True) if not b.norm_first else _encoder(x, b, order="post", branch_norm=True)
+            ),
+        ),
+        "normed_residual": Mistake(
+            "in pre-norm the residual path carries x itself, x + attention(norm1(x)); "
+            "adding norm1(x) puts a norm on the identity path",
+            lambda x, b: _encoder(x, b, order="pre", normed_residual=True),
+        ),
+        "no_second_residual": Mistake(
+            "the MLP has its own residual connection, like the attention",
+            lambda x, b: _encoder(x, b, second_residual=False),
+        ),
+        "norms_swapped": Mistake(
+            "norm1 goes with the attention and norm2 with the MLP", lambda x, b: _encoder(x, b, swap_norms=True)
+        ),
     },
 )
 
 
 # Permutation equivariance ------------------------------------------------------------------------
+
 
 def equivariance_gap(layer: nn.Module, x: torch.Tensor, perm: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
@@ -318,8 +418,10 @@ def _equivariance_cases() -> list[Case]:
     return [
         Case("no positions (zeros), 6 tokens", (layer, x, perm, torch.zeros(6, 16))),
         Case("sinusoidal positions, 6 tokens", (layer, x, perm, positions)),
-        Case("a single swap of two tokens, learned-looking positions", (layer, x, torch.tensor([1, 0, 2, 3, 4, 5]),
-                                                                        0.5 * torch.randn(6, 16, generator=g))),
+        Case(
+            "a single swap of two tokens, learned-looking positions",
+            (layer, x, torch.tensor([1, 0, 2, 3, 4, 5]), 0.5 * torch.randn(6, 16, generator=g)),
+        ),
         Case("the identity permutation, with positions", (layer, x, torch.arange(6), positions)),
     ]
 
@@ -337,21 +439,28 @@ def _gap(layer, x, perm, positions, *, move_positions=False, permute_output=True
 EQUIVARIANCE = Exercise(
     name="equivariance_gap",
     task="max |layer(x[:, perm] + positions) - layer(x + positions)[:, perm]|: zero (to rounding) when "
-         "attention is permutation-equivariant",
+    "attention is permutation-equivariant",
     reference=equivariance_gap,
     cases=_equivariance_cases,
     mistakes={
-        "positions_moved": Mistake("you shuffled the positions along with the words; the positions belong to the "
-                                   "slots, so shuffle x, then add the positions",
-                                   lambda *a: _gap(*a, move_positions=True)),
-        "output_not_permuted": Mistake("compare with the output of the unshuffled input, shuffled the same way: "
-                                       "layer(x + positions)[:, perm]", lambda *a: _gap(*a, permute_output=False)),
-        "inverse_permutation": Mistake("the output is shuffled by the same perm as the input, not by its inverse",
-                                       lambda *a: _gap(*a, inverse=True)),
+        "positions_moved": Mistake(
+            "you shuffled the positions along with the words; the positions belong to the "
+            "slots, so shuffle x, then add the positions",
+            lambda *a: _gap(*a, move_positions=True),
+        ),
+        "output_not_permuted": Mistake(
+            "compare with the output of the unshuffled input, shuffled the same way: layer(x + positions)[:, perm]",
+            lambda *a: _gap(*a, permute_output=False),
+        ),
+        "inverse_permutation": Mistake(
+            "the output is shuffled by the same perm as the input, not by its inverse",
+            lambda *a: _gap(*a, inverse=True),
+        ),
         "mean": Mistake("report the largest difference (.max()), not the mean", lambda *a: _gap(*a, reduce="mean")),
-        "batch_axis": Mistake("the tokens are dimension 1 of (B, T, E): x[:, perm], not x[perm]",
-                              lambda layer, x, perm, positions: (layer(x[perm] + positions)
-                                                                 - layer(x + positions)[perm]).abs().max()),
+        "batch_axis": Mistake(
+            "the tokens are dimension 1 of (B, T, E): x[:, perm], not x[perm]",
+            lambda layer, x, perm, positions: (layer(x[perm] + positions) - layer(x + positions)[perm]).abs().max(),
+        ),
     },
     atol=1e-5,
 )

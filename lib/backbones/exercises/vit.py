@@ -1,5 +1,6 @@
 """Exercises of the Vision Transformer chapter: patch tokens, the patch embedding as a linear
 layer, and attention rollout."""
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,7 @@ def patch_tokens(images: torch.Tensor, patch_size: int, cls_token: torch.Tensor)
     x = images.reshape(b, c, h // p, p, w // p, p)
     x = x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)  # reading order
     cls = cls_token.expand(b, 1, -1)
-    return torch.cat([cls, x], dim=1)                                             # (B, 1 + N, C p p)
+    return torch.cat([cls, x], dim=1)  # (B, 1 + N, C p p)
 
 
 def _tokens(images, p, cls_token, *, order=(0, 2, 4, 1, 3, 5), transpose=True, cls="first"):
@@ -34,8 +35,11 @@ def _tokens(images, p, cls_token, *, order=(0, 2, 4, 1, 3, 5), transpose=True, c
 def _token_cases() -> list[Case]:
     def case(label, seed, batch, channels, height, width, p):
         g = torch.Generator().manual_seed(seed)
-        return Case(label, (torch.randn(batch, channels, height, width, generator=g), p,
-                            torch.randn(channels * p * p, generator=g)))
+        return Case(
+            label,
+            (torch.randn(batch, channels, height, width, generator=g), p, torch.randn(channels * p * p, generator=g)),
+        )
+
     return [
         case("two RGB 8x8 images in 4x4 patches", 0, 2, 3, 8, 8, 4),
         case("a single image, 2 channels, 6x12 in 3x3 patches (a 2x4 grid)", 1, 1, 2, 6, 12, 3),
@@ -46,22 +50,32 @@ def _token_cases() -> list[Case]:
 PATCH_TOKENS = Exercise(
     name="patch_tokens",
     task="an image batch (B, C, H, W) as tokens (B, 1 + N, C*p*p): [CLS] first, then the p x p patches in "
-         "reading order, each flattened channel first",
+    "reading order, each flattened channel first",
     reference=patch_tokens,
     cases=_token_cases,
     mistakes={
-        "no_transpose": Mistake("a reshape alone does not cut patches: reshape to (B, C, H/p, p, W/p, p), permute "
-                                "to (B, H/p, W/p, C, p, p), then flatten", lambda *a: _tokens(*a, transpose=False)),
-        "channels_last": Mistake("flatten each patch channel first (C, p, p), as the convolution's weight "
-                                 "(E, C, p, p) is: permute(0, 2, 4, 1, 3, 5)",
-                                 lambda *a: _tokens(*a, order=(0, 2, 4, 3, 5, 1))),
-        "column_order": Mistake("patches go in reading order: along the first row, then the next (rows outer, "
-                                "columns inner), not column by column", lambda *a: _tokens(*a, order=(0, 4, 2, 1, 3, 5))),
+        "no_transpose": Mistake(
+            "a reshape alone does not cut patches: reshape to (B, C, H/p, p, W/p, p), permute "
+            "to (B, H/p, W/p, C, p, p), then flatten",
+            lambda *a: _tokens(*a, transpose=False),
+        ),
+        "channels_last": Mistake(
+            "flatten each patch channel first (C, p, p), as the convolution's weight "
+            "(E, C, p, p) is: permute(0, 2, 4, 1, 3, 5)",
+            lambda *a: _tokens(*a, order=(0, 2, 4, 3, 5, 1)),
+        ),
+        "column_order": Mistake(
+            "patches go in reading order: along the first row, then the next (rows outer, "
+            "columns inner), not column by column",
+            lambda *a: _tokens(*a, order=(0, 4, 2, 1, 3, 5)),
+        ),
         "missing_cls": Mistake("put the [CLS] token in front: 1 + N tokens, not N", lambda *a: _tokens(*a, cls=None)),
-        "cls_last": Mistake("the [CLS] token comes first (position 0), where the head reads it",
-                            lambda *a: _tokens(*a, cls="last")),
+        "cls_last": Mistake(
+            "the [CLS] token comes first (position 0), where the head reads it", lambda *a: _tokens(*a, cls="last")
+        ),
     },
-    rtol=0, atol=0,
+    rtol=0,
+    atol=0,
 )
 
 
@@ -70,12 +84,13 @@ PATCH_TOKENS = Exercise(
 
 def patch_embedding(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     embed_dim, _, p, _ = weight.shape
-    patches = patchify(images, p)                           # (B, N, C p p), channel first
+    patches = patchify(images, p)  # (B, N, C p p), channel first
     return patches @ weight.reshape(embed_dim, -1).T + bias  # (B, N, E)
 
 
-def _embed(images, weight, bias, *, channels_last=False, with_bias=True, transpose=False, order="rows",
-           scrambled=False):
+def _embed(
+    images, weight, bias, *, channels_last=False, with_bias=True, transpose=False, order="rows", scrambled=False
+):
     embed_dim, c, p, _ = weight.shape
     grid = (0, 4, 2, 1, 3, 5) if order == "columns" else (0, 2, 4, 1, 3, 5)
     patches = _tokens(images, p, None, order=grid, transpose=not scrambled, cls=None)
@@ -87,8 +102,15 @@ def _embed(images, weight, bias, *, channels_last=False, with_bias=True, transpo
 def _embed_cases() -> list[Case]:
     def case(label, seed, batch, c, size, p, e):
         g = torch.Generator().manual_seed(seed)
-        return Case(label, (torch.randn(batch, c, size, size, generator=g),
-                            torch.randn(e, c, p, p, generator=g) * 0.2, torch.randn(e, generator=g)))
+        return Case(
+            label,
+            (
+                torch.randn(batch, c, size, size, generator=g),
+                torch.randn(e, c, p, p, generator=g) * 0.2,
+                torch.randn(e, generator=g),
+            ),
+        )
+
     return [
         case("two 3-channel 8x8 images, 4x4 patches, 6 features", 0, 2, 3, 8, 4, 6),
         case("a single 2-channel 6x6 image, 3x3 patches, 5 features", 1, 1, 2, 6, 3, 5),
@@ -99,19 +121,31 @@ def _embed_cases() -> list[Case]:
 PATCH_EMBEDDING = Exercise(
     name="patch_embedding",
     task="a convolution's patch embedding (weight (E, C, p, p), bias (E,), kernel = stride = p) computed as a "
-         "linear layer on flattened patches: (B, N, E)",
+    "linear layer on flattened patches: (B, N, E)",
     reference=patch_embedding,
     cases=_embed_cases,
     mistakes={
-        "weight_order": Mistake("flatten the weight in the patches' order: weight.reshape(E, -1) matches patches "
-                                "flattened channel first (C, p, p)", lambda *a: _embed(*a, channels_last=True)),
-        "no_bias": Mistake("the convolution adds its bias to every patch's token", lambda *a: _embed(*a, with_bias=False)),
-        "transposed": Mistake("return tokens as rows, (B, N, E), not the convolution's (B, E, N) layout",
-                              lambda *a: _embed(*a, transpose=True)),
-        "column_order": Mistake("the convolution's tokens come in reading order (rows outer, columns inner): "
-                                "cut the patches the same way", lambda *a: _embed(*a, order="columns")),
-        "no_transpose": Mistake("a reshape of the image alone does not cut patches: reshape to (B, C, H/p, p, W/p, "
-                                "p) and permute before flattening", lambda *a: _embed(*a, scrambled=True)),
+        "weight_order": Mistake(
+            "flatten the weight in the patches' order: weight.reshape(E, -1) matches patches "
+            "flattened channel first (C, p, p)",
+            lambda *a: _embed(*a, channels_last=True),
+        ),
+        "no_bias": Mistake(
+            "the convolution adds its bias to every patch's token", lambda *a: _embed(*a, with_bias=False)
+        ),
+        "transposed": Mistake(
+            "return tokens as rows, (B, N, E), not the convolution's (B, E, N) layout",
+            lambda *a: _embed(*a, transpose=True),
+        ),
+        "column_order": Mistake(
+            "the convolution's tokens come in reading order (rows outer, columns inner): cut the patches the same way",
+            lambda *a: _embed(*a, order="columns"),
+        ),
+        "no_transpose": Mistake(
+            "a reshape of the image alone does not cut patches: reshape to (B, C, H/p, p, W/p, "
+            "p) and permute before flattening",
+            lambda *a: _embed(*a, scrambled=True),
+        ),
     },
 )
 
@@ -121,11 +155,11 @@ PATCH_EMBEDDING = Exercise(
 
 def rollout(attention: torch.Tensor) -> torch.Tensor:
     result = None
-    for weights in attention:                             # (B, H, T, T), first layer first
-        a = weights.mean(dim=1)                           # average the heads
-        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1])        # the residual path
+    for weights in attention:  # (B, H, T, T), first layer first
+        a = weights.mean(dim=1)  # average the heads
+        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1])  # the residual path
         a = a / a.sum(dim=-1, keepdim=True)
-        result = a if result is None else a @ result      # later layers on the left
+        result = a if result is None else a @ result  # later layers on the left
     return result
 
 
@@ -145,6 +179,7 @@ def _rollout_cases() -> list[Case]:
     def case(label, seed, layers, batch, heads, tokens):
         g = torch.Generator().manual_seed(seed)
         return Case(label, (torch.softmax(torch.randn(layers, batch, heads, tokens, tokens, generator=g) * 2, -1),))
+
     return [
         case("3 layers, 2 images, 4 heads, 6 tokens", 0, 3, 2, 4, 6),
         case("a single layer of 2 heads over 5 tokens", 1, 1, 1, 2, 5),
@@ -155,21 +190,32 @@ def _rollout_cases() -> list[Case]:
 ROLLOUT = Exercise(
     name="attention_rollout",
     task="attention rollout over layers (L, B, H, T, T): heads averaged, 0.5 A + 0.5 I per layer, rows "
-         "renormalised, layers multiplied with the last on the left: (B, T, T)",
+    "renormalised, layers multiplied with the last on the left: (B, T, T)",
     reference=rollout,
     cases=_rollout_cases,
     mistakes={
-        "no_residual": Mistake("add the identity for the residual connection (0.5 A + 0.5 I): the skip carries "
-                               "each token's own information past every layer", lambda a: _rollout(a, residual=False)),
-        "not_renormalised": Mistake("after adding the identity, divide each row by its sum so that rows stay "
-                                    "distributions (A + I has rows summing to 2)",
-                                    lambda a: _rollout(a, renormalise=False)),
-        "wrong_order": Mistake("multiply the later layer on the left: R = A_L ... A_2 A_1 (layer 1 mixes the "
-                               "inputs first)", lambda a: _rollout(a, reverse=True)),
-        "max_heads": Mistake("Abnar and Zuidema average the heads (mean over dim 1); the max over heads is a "
-                             "variant, not the paper's rollout", lambda a: _rollout(a, heads="max")),
-        "summed_heads": Mistake("average the heads (mean), do not sum them: a sum outweighs the identity H times",
-                                lambda a: _rollout(a, heads="sum")),
+        "no_residual": Mistake(
+            "add the identity for the residual connection (0.5 A + 0.5 I): the skip carries "
+            "each token's own information past every layer",
+            lambda a: _rollout(a, residual=False),
+        ),
+        "not_renormalised": Mistake(
+            "after adding the identity, divide each row by its sum so that rows stay "
+            "distributions (A + I has rows summing to 2)",
+            lambda a: _rollout(a, renormalise=False),
+        ),
+        "wrong_order": Mistake(
+            "multiply the later layer on the left: R = A_L ... A_2 A_1 (layer 1 mixes the inputs first)",
+            lambda a: _rollout(a, reverse=True),
+        ),
+        "max_heads": Mistake(
+            "Abnar and Zuidema average the heads (mean over dim 1); the max over heads is a "
+            "variant, not the paper's rollout",
+            lambda a: _rollout(a, heads="max"),
+        ),
+        "summed_heads": Mistake(
+            "average the heads (mean), do not sum them: a sum outweighs the identity H times",
+            lambda a: _rollout(a, heads="sum"),
+        ),
     },
 )
-

@@ -1,23 +1,23 @@
 """Exercises of the word-embeddings chapter: an analogy solver and the negative-sampling loss."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from backbones.exercises.core import Case, Exercise, Mistake
-from backbones.word2vec import sgns_loss as _sgns_loss
 
 # An analogy solver (3CosAdd) -------------------------------------------------------------------
 
 
 def analogy_solver(vectors: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    unit = vectors / vectors.norm(dim=1, keepdim=True)       # cosine = dot product of unit rows
-    target = unit[b] - unit[a] + unit[c]                       # (Q, d): b - a + c
-    scores = target @ unit.T                                   # (Q, V)
+    unit = vectors / vectors.norm(dim=1, keepdim=True)  # cosine = dot product of unit rows
+    target = unit[b] - unit[a] + unit[c]  # (Q, d): b - a + c
+    scores = target @ unit.T  # (Q, V)
     rows = torch.arange(len(a))
     for words in (a, b, c):
-        scores[rows, words] = -torch.inf                       # never answer with a query word
-    return scores.argmax(dim=1)                                # (Q,): one word per question
+        scores[rows, words] = -torch.inf  # never answer with a query word
+    return scores.argmax(dim=1)  # (Q,): one word per question
 
 
 def _solve(vectors, a, b, c, *, normalise=True, exclude=True, sign=1, euclid=False, axis=1):
@@ -42,6 +42,7 @@ def _analogy_cases() -> list[Case]:
             unit = vectors / vectors.norm(dim=1, keepdim=True)
             vectors[d] = (unit[c] + unit[b] - unit[a] + 0.1 * torch.randn(questions, dim, generator=g)) * 3
         return Case(label, (vectors, a, b, c))
+
     return [
         case("40 words in 6 dimensions, 5 questions with planted answers", 0, 40, 6, 5),
         case("a single question over 30 words", 1, 30, 5, 1),
@@ -52,23 +53,36 @@ def _analogy_cases() -> list[Case]:
 ANALOGY_SOLVER = Exercise(
     name="analogy_solver",
     task="3CosAdd: for each question (a, b, c), the word x maximising cos(x, b - a + c) over unit "
-         "vectors, the three query words excluded; return one index per question",
+    "vectors, the three query words excluded; return one index per question",
     reference=analogy_solver,
     cases=_analogy_cases,
     mistakes={
-        "not_normalised": Mistake("normalise the rows first (vectors / vectors.norm(dim=1, keepdim=True)): "
-                                  "a raw dot product favours long vectors (frequent words), not close ones",
-                                  lambda *x: _solve(*x, normalise=False)),
-        "not_excluded": Mistake("exclude the query words a, b and c: b - a + c is usually closest to b or c "
-                                "itself (king - man + woman returns king)", lambda *x: _solve(*x, exclude=False)),
-        "reversed": Mistake("a is to b as c is to ?: the offset is b - a, added to c (you computed a - b + c)",
-                            lambda *x: _solve(*x, sign=-1)),
-        "euclidean_argmax": Mistake("the argmax of a Euclidean distance is the *farthest* word: use cosine "
-                                    "similarity (or the argmin of the distance)", lambda *x: _solve(*x, euclid=True)),
-        "wrong_axis": Mistake("scores are (questions, vocabulary): take the argmax over the vocabulary, dim=1",
-                              lambda *x: _solve(*x, axis=0)),
+        "not_normalised": Mistake(
+            "normalise the rows first (vectors / vectors.norm(dim=1, keepdim=True)): "
+            "a raw dot product favours long vectors (frequent words), not close ones",
+            lambda *x: _solve(*x, normalise=False),
+        ),
+        "not_excluded": Mistake(
+            "exclude the query words a, b and c: b - a + c is usually closest to b or c "
+            "itself (king - man + woman returns king)",
+            lambda *x: _solve(*x, exclude=False),
+        ),
+        "reversed": Mistake(
+            "a is to b as c is to ?: the offset is b - a, added to c (you computed a - b + c)",
+            lambda *x: _solve(*x, sign=-1),
+        ),
+        "euclidean_argmax": Mistake(
+            "the argmax of a Euclidean distance is the *farthest* word: use cosine "
+            "similarity (or the argmin of the distance)",
+            lambda *x: _solve(*x, euclid=True),
+        ),
+        "wrong_axis": Mistake(
+            "scores are (questions, vocabulary): take the argmax over the vocabulary, dim=1",
+            lambda *x: _solve(*x, axis=0),
+        ),
     },
-    rtol=0, atol=0,
+    rtol=0,
+    atol=0,
 )
 
 
@@ -76,13 +90,12 @@ ANALOGY_SOLVER = Exercise(
 
 
 def sgns_loss(centre: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-    positive = F.logsigmoid((context * centre).sum(-1))                                  # (B,)
-    negative = F.logsigmoid(-torch.einsum("bkd,bd->bk", negatives, centre)).sum(-1)      # (B,)
+    positive = F.logsigmoid((context * centre).sum(-1))  # (B,)
+    negative = F.logsigmoid(-torch.einsum("bkd,bd->bk", negatives, centre)).sum(-1)  # (B,)
     return -(positive + negative).mean()
 
 
-def _loss(centre, context, negatives, *, sign=-1, negate=True, negatives_mean=False, batch_sum=False,
-          softmax=False):
+def _loss(centre, context, negatives, *, sign=-1, negate=True, negatives_mean=False, batch_sum=False, softmax=False):
     pos_score = (context * centre).sum(-1)
     neg_score = torch.einsum("bkd,bd->bk", negatives, centre)
     if softmax:
@@ -97,8 +110,11 @@ def _loss(centre, context, negatives, *, sign=-1, negate=True, negatives_mean=Fa
 def _loss_cases() -> list[Case]:
     def case(label, seed, batch, k, dim, scale=1.0):
         g = torch.Generator().manual_seed(seed)
-        return Case(label, tuple(scale * torch.randn(*shape, generator=g) for shape in
-                                 ((batch, dim), (batch, dim), (batch, k, dim))))
+        return Case(
+            label,
+            tuple(scale * torch.randn(*shape, generator=g) for shape in ((batch, dim), (batch, dim), (batch, k, dim))),
+        )
+
     return [
         case("a batch of 8 pairs, 5 negatives each, 10 dimensions", 0, 8, 5, 10),
         case("a single pair with 3 negatives", 1, 1, 3, 6),
@@ -112,19 +128,31 @@ SGNS_LOSS = Exercise(
     reference=sgns_loss,
     cases=_loss_cases,
     mistakes={
-        "sign": Mistake("the loss is the *negative* log-likelihood: minus (log sigmoid(u_o . v_c) + ...)",
-                        lambda *x: _loss(*x, sign=1)),
-        "negatives_not_negated": Mistake("a negative word's term is log sigmoid(-u_k . v_c): negate its score "
-                                         "inside the log-sigmoid, so that training pushes it down",
-                                         lambda *x: _loss(*x, negate=False)),
-        "mean_over_negatives": Mistake("sum the k negative terms of a pair (each is its own logistic "
-                                       "decision); average over the pairs of the batch, not over the negatives",
-                                       lambda *x: _loss(*x, negatives_mean=True)),
-        "sum_over_batch": Mistake("average over the pairs of the batch (.mean()), so that the loss does not grow "
-                                  "with the batch size", lambda *x: _loss(*x, batch_sum=True)),
-        "softmax": Mistake("negative sampling is 1 + k independent yes/no decisions (sigmoids), not a softmax: "
-                           "a softmax over the candidates (or over the whole vocabulary, the cost it avoids) "
-                           "is a different loss", lambda *x: _loss(*x, softmax=True)),
+        "sign": Mistake(
+            "the loss is the *negative* log-likelihood: minus (log sigmoid(u_o . v_c) + ...)",
+            lambda *x: _loss(*x, sign=1),
+        ),
+        "negatives_not_negated": Mistake(
+            "a negative word's term is log sigmoid(-u_k . v_c): negate its score "
+            "inside the log-sigmoid, so that training pushes it down",
+            lambda *x: _loss(*x, negate=False),
+        ),
+        "mean_over_negatives": Mistake(
+            "sum the k negative terms of a pair (each is its own logistic "
+            "decision); average over the pairs of the batch, not over the negatives",
+            lambda *x: _loss(*x, negatives_mean=True),
+        ),
+        "sum_over_batch": Mistake(
+            "average over the pairs of the batch (.mean()), so that the loss does not grow with the batch size",
+            lambda *x: _loss(*x, batch_sum=True),
+        ),
+        "softmax": Mistake(
+            "negative sampling is 1 + k independent yes/no decisions (sigmoids), not a softmax: "
+            "a softmax over the candidates (or over the whole vocabulary, the cost it avoids) "
+            "is a different loss",
+            lambda *x: _loss(*x, softmax=True),
+        ),
     },
-    rtol=1e-5, atol=1e-6,
+    rtol=1e-5,
+    atol=1e-6,
 )

@@ -3,11 +3,16 @@
 ``scaled_dot_product_attention`` is softmax(q k^T / sqrt(d)) v, proven equal to
 ``torch.nn.functional.scaled_dot_product_attention``; ``MultiHeadAttention`` runs it in
 ``num_heads`` subspaces at once, proven equal to ``torch.nn.MultiheadAttention`` given the same
-weights (``from_torch`` copies them).
+weights (``from_torch`` copies them). Forward passes keep no state: to see the attention weights
+of a whole model, record them (``with record_attention(model) as maps: model(x)``), as
+vit-pytorch's ``Recorder`` does, by a hook on the modules the weights pass through.
 """
+
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -15,13 +20,18 @@ from torch import nn
 
 def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"queries have size {q.shape[-1]} and keys size {k.shape[-1]} in the last dimension: "
-                         f"q k^T needs them equal. Hint: q is (..., L_q, d), k is (..., L_k, d).")
+        raise ValueError(
+            f"queries have size {q.shape[-1]} and keys size {k.shape[-1]} in the last dimension: "
+            f"q k^T needs them equal. Hint: q is (..., L_q, d), k is (..., L_k, d)."
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{k.shape[-2]} keys but {v.shape[-2]} values: each key needs its value. "
-                         f"Hint: k is (..., L_k, d), v is (..., L_k, d_v).")
+        raise ValueError(
+            f"{k.shape[-2]} keys but {v.shape[-2]} values: each key needs its value. "
+            f"Hint: k is (..., L_k, d), v is (..., L_k, d_v)."
+        )
 
 
+# fmt: off
 def scaled_dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     mask: torch.Tensor | None = None, *, return_weights: bool = False,
@@ -44,6 +54,7 @@ def scaled_dot_product_attention(
     weights = scores.softmax(dim=-1)      # each query's weights sum to 1 over the keys
     out = weights @ v                     # (..., L_q, d_v)
     return (out, weights) if return_weights else out
+# fmt: on
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -60,6 +71,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
 
 
+# fmt: off
 class MultiHeadAttention(nn.Module):
     """Multi-head attention: project to queries, keys and values, attend in ``num_heads``
     subspaces of size ``embed_dim / num_heads`` in parallel, concatenate, project back.
@@ -79,6 +91,7 @@ class MultiHeadAttention(nn.Module):
         self.W_k = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.W_v = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.W_o = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.attend = nn.Identity()  # the weights (B, H, T, S) pass through here, for record_attention's hook
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None,
@@ -91,13 +104,15 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(self.W_k(context), self.num_heads)   # (B, H, S, d)
         v = split_heads(self.W_v(context), self.num_heads)   # (B, H, S, d)
         out, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)
+        weights = self.attend(weights)
         out = self.W_o(merge_heads(out))                     # (B, H, T, d) -> (B, T, E)
         return (out, weights) if return_weights else out
 
     @classmethod
     def from_torch(cls, reference: nn.MultiheadAttention) -> MultiHeadAttention:
         """A copy of ``torch.nn.MultiheadAttention``'s weights (which stacks W_q, W_k, W_v in one matrix)."""
-        ours = cls(embed_dim=reference.embed_dim, num_heads=reference.num_heads, bias=reference.in_proj_bias is not None)
+        ours = cls(embed_dim=reference.embed_dim, num_heads=reference.num_heads,
+                   bias=reference.in_proj_bias is not None)
         with torch.no_grad():
             for projection, weight in zip((ours.W_q, ours.W_k, ours.W_v), reference.in_proj_weight.chunk(3)):
                 projection.weight.copy_(weight)
@@ -107,3 +122,28 @@ class MultiHeadAttention(nn.Module):
                 ours.W_o.bias.copy_(reference.out_proj.bias)
             ours.W_o.weight.copy_(reference.out_proj.weight)
         return ours
+# fmt: on
+
+
+@contextlib.contextmanager
+def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the attention weights of every :class:`MultiHeadAttention` in ``model`` while the
+    block runs, in the order they are computed (for a ViT or an encoder: one ``(B, H, T, T)``
+    tensor per layer, first layer first, for each forward pass)::
+
+        with record_attention(vit) as maps:
+            vit(images)
+        rollout = attention_rollout(maps)
+
+    The weights are detached; the hooks are removed when the block ends, also on an error."""
+    maps: list[torch.Tensor] = []
+    handles = [
+        module.attend.register_forward_hook(lambda _module, _args, weights: maps.append(weights.detach()))
+        for module in model.modules()
+        if isinstance(module, MultiHeadAttention)
+    ]
+    try:
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -18,6 +18,7 @@ so torchvision's EfficientNet weights load as they are. The switches the Efficie
 family needs are arguments: the activation (ReLU6), no SE, batch-norm epsilon (1e-3) and
 TensorFlow's "same" padding (:class:`Conv2dSame`).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,16 +65,33 @@ class ConvBNAct(nn.Sequential):
         activation: a module factory, or None for a linear layer (the projection).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
-                 groups: int = 1, activation: Callable[[], nn.Module] | None = nn.SiLU,
-                 norm_eps: float = 1e-5, norm_momentum: float = 0.1, padding: str = "symmetric"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        activation: Callable[[], nn.Module] | None = nn.SiLU,
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        padding: str = "symmetric",
+    ):
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
         if padding == "same":
             conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
         else:
-            conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                             padding=kernel_size // 2, groups=groups, bias=False)
+            conv = nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=kernel_size // 2,
+                groups=groups,
+                bias=False,
+            )
         layers = [conv, nn.BatchNorm2d(out_channels, eps=norm_eps, momentum=norm_momentum)]
         if activation is not None:
             layers.append(activation())
@@ -98,7 +116,7 @@ class StochasticDepth(nn.Module):
             return x
         keep = 1.0 - self.p
         mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device)
-        mask.bernoulli_(keep)                    # (B, 1, 1, 1): one draw per sample
+        mask.bernoulli_(keep)  # (B, 1, 1, 1): one draw per sample
         if keep > 0.0:
             mask.div_(keep)
         return x * mask
@@ -124,6 +142,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
+# fmt: off
 class MBConv(nn.Module):
     """The mobile inverted bottleneck: expand 1x1, depthwise k x k, SE, project 1x1, residual.
 
@@ -169,6 +188,7 @@ class MBConv(nn.Module):
         if self.use_residual:
             out = self.stochastic_depth(out) + x
         return out
+# fmt: on
 
 
 class FusedMBConv(nn.Module):
@@ -178,9 +198,20 @@ class FusedMBConv(nn.Module):
     (no SE: V2 uses none in its fused stages).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, expand_ratio: float, kernel_size: int,
-                 stride: int, activation: Callable[[], nn.Module] = nn.SiLU, norm_eps: float = 1e-5,
-                 norm_momentum: float = 0.1, padding: str = "symmetric", stochastic_depth: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        expand_ratio: float,
+        kernel_size: int,
+        stride: int,
+        activation: Callable[[], nn.Module] = nn.SiLU,
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        padding: str = "symmetric",
+        stochastic_depth: float = 0.0,
+    ):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride}")
@@ -188,11 +219,12 @@ class FusedMBConv(nn.Module):
         conv = dict(norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding)
         hidden = expanded_width(in_channels, expand_ratio)
         if hidden != in_channels:
-            layers = [ConvBNAct(in_channels, hidden, kernel_size, stride=stride, activation=activation, **conv),
-                      ConvBNAct(hidden, out_channels, 1, activation=None, **conv)]
+            layers = [
+                ConvBNAct(in_channels, hidden, kernel_size, stride=stride, activation=activation, **conv),
+                ConvBNAct(hidden, out_channels, 1, activation=None, **conv),
+            ]
         else:
-            layers = [ConvBNAct(in_channels, out_channels, kernel_size, stride=stride,
-                                activation=activation, **conv)]
+            layers = [ConvBNAct(in_channels, out_channels, kernel_size, stride=stride, activation=activation, **conv)]
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth)
         self.out_channels = out_channels

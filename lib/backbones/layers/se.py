@@ -14,6 +14,7 @@ equal). Hu et al. size the bottleneck as ``C / r`` with ``r = 16`` and use ReLU;
 MBConv sizes it from the block's *input* channels (``in / 4``) and uses SiLU: both are
 arguments here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 
+# fmt: off
 class SqueezeExcitation(nn.Module):
     """Rescale each channel by a gate in (0, 1) computed from the whole feature map.
 
@@ -53,6 +55,7 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gates(x)                 # scale: (B, C, H, W)
+# fmt: on
 
 
 def se_parameters(channels: int, squeeze_channels: int) -> int:

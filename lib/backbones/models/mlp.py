@@ -5,6 +5,7 @@ shrinks by a factor of roughly ``1/4 * ||W||`` per layer. With ``residual=True``
 its output to its input, ``h = h + sigmoid(W h + b)``, and the chain rule's factor becomes
 ``I + J``: the identity carries the gradient down unchanged.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,9 @@ class SigmoidMLP(nn.Module):
         residual: False, ``h = sigmoid(layer(h))``; True, ``h = h + sigmoid(layer(h))``.
     """
 
-    def __init__(self, *, in_features: int = 64, width: int = 32, depth: int = 20, num_classes: int = 10,
-                 residual: bool = False):
+    def __init__(
+        self, *, in_features: int = 64, width: int = 32, depth: int = 20, num_classes: int = 10, residual: bool = False
+    ):
         super().__init__()
         self.residual = residual
         self.stem = nn.Linear(in_features, width)

@@ -15,6 +15,7 @@ paper's "plain" baseline. Every block also takes ``se_reduction``: with a number
 rescales its residual branch's channels by Squeeze-and-Excitation (``C -> C/r -> C``) before the
 addition, as Hu et al. 2018 built SE-ResNet. Order: blocks, shortcuts, models, factories.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,6 +33,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
 
 
+# fmt: off
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions and a skip connection: ``relu(F(x) + shortcut(x))``.
 
@@ -44,8 +46,16 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 downsample: nn.Module | None = None, skip: bool = True, se_reduction: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        skip: bool = True,
+        se_reduction: int | None = None,
+    ):
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -72,6 +82,7 @@ class BasicBlock(nn.Module):
                 identity = self.downsample(x)
             out = out + identity  # the skip: added before the last ReLU, as in the paper
         return self.relu(out)
+# fmt: on
 
 
 class PreActBlock(nn.Module):
@@ -93,41 +104,51 @@ class PreActBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.relu = nn.ReLU()
-        self.shortcut = (conv1x1(in_channels, out_channels, stride)
-                         if stride != 1 or in_channels != out_channels else None)
+        self.shortcut = (
+            conv1x1(in_channels, out_channels, stride) if stride != 1 or in_channels != out_channels else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(x))                       # pre-activation, shared with the projection
+        out = self.relu(self.bn1(x))  # pre-activation, shared with the projection
         shortcut = x if self.shortcut is None else self.shortcut(out)
         out = self.conv1(out)
         out = self.conv2(self.relu(self.bn2(out)))
-        return out + shortcut                              # no ReLU after the addition
+        return out + shortcut  # no ReLU after the addition
 
 
+# fmt: off
 class Bottleneck(nn.Module):
     """1x1 (reduce), 3x3, 1x1 (expand by 4) convolutions and a skip connection.
 
-    Args: as :class:`BasicBlock`; ``out_channels`` is the width of the 3x3 convolution and the
-    block outputs ``4 * out_channels``.
+    Args: as :class:`BasicBlock`, but ``planes`` (torchvision's name) is the width of the 3x3
+    convolution, not the output: the block outputs ``4 * planes`` channels.
     """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 downsample: nn.Module | None = None, skip: bool = True, se_reduction: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        skip: bool = True,
+        se_reduction: int | None = None,
+    ):
         super().__init__()
-        self.conv1 = conv1x1(in_channels, out_channels)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = conv3x3(out_channels, out_channels, stride)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv3 = conv1x1(out_channels, out_channels * self.expansion)
-        self.bn3 = nn.BatchNorm2d(out_channels * self.expansion)
+        self.conv1 = conv1x1(in_channels, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
         self.skip = skip
         if se_reduction:
-            self.se = _se(out_channels * self.expansion, se_reduction)
+            self.se = _se(planes * self.expansion, se_reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -141,6 +162,7 @@ class Bottleneck(nn.Module):
                 identity = self.downsample(x)
             out = out + identity
         return self.relu(out)
+# fmt: on
 
 
 def _se(channels: int, reduction: int) -> SqueezeExcitation:
@@ -157,7 +179,7 @@ class PadShortcut(nn.Module):
         self.extra = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]                          # (B, C, H/s, W/s)
+        x = x[:, :, :: self.stride, :: self.stride]  # (B, C, H/s, W/s)
         return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))  # (B, C', H/s, W/s)
 
 
@@ -173,8 +195,16 @@ class ResNet(nn.Module):
         se_reduction: r, to add Squeeze-and-Excitation to every block (SE-ResNet; Hu et al.: 16).
     """
 
-    def __init__(self, *, block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 1000,
-                 skip: bool = True, in_channels: int = 3, se_reduction: int | None = None):
+    def __init__(
+        self,
+        *,
+        block: type[BasicBlock | Bottleneck],
+        layers: list[int],
+        num_classes: int = 1000,
+        skip: bool = True,
+        in_channels: int = 3,
+        se_reduction: int | None = None,
+    ):
         super().__init__()
         self.skip = skip
         self.se_reduction = se_reduction
@@ -195,8 +225,9 @@ class ResNet(nn.Module):
         downsample = None
         needs_projection = stride != 1 or self.in_planes != planes * block.expansion
         if self.skip and needs_projection:  # projection shortcut (option B); a plain net has no shortcuts
-            downsample = nn.Sequential(conv1x1(self.in_planes, planes * block.expansion, stride),
-                                       nn.BatchNorm2d(planes * block.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.in_planes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion)
+            )
         options = dict(skip=self.skip, se_reduction=self.se_reduction)
         stage = [block(self.in_planes, planes, stride=stride, downsample=downsample, **options)]
         self.in_planes = planes * block.expansion
@@ -205,13 +236,13 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
-        x = self.maxpool(x)                     # (B, 64, H/4, W/4)
+        x = self.maxpool(x)  # (B, 64, H/4, W/4)
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
-        x = self.layer4(x)                      # (B, 512e, H/32, W/32)
-        x = self.avgpool(x).flatten(1)          # (B, 512e)
-        return self.fc(x)                       # (B, num_classes)
+        x = self.layer4(x)  # (B, 512e, H/32, W/32)
+        x = self.avgpool(x).flatten(1)  # (B, 512e)
+        return self.fc(x)  # (B, num_classes)
 
 
 class CifarResNet(nn.Module):
@@ -228,8 +259,17 @@ class CifarResNet(nn.Module):
         se_reduction: r, to add Squeeze-and-Excitation to every block (an SE-ResNet).
     """
 
-    def __init__(self, *, depth: int = 20, num_classes: int = 10, skip: bool = True, in_channels: int = 3,
-                 width: int = 16, zero_init_residual: bool = False, se_reduction: int | None = None):
+    def __init__(
+        self,
+        *,
+        depth: int = 20,
+        num_classes: int = 10,
+        skip: bool = True,
+        in_channels: int = 3,
+        width: int = 16,
+        zero_init_residual: bool = False,
+        se_reduction: int | None = None,
+    ):
         super().__init__()
         if (depth - 2) % 6 != 0:
             raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110), not {depth}")
@@ -246,8 +286,11 @@ class CifarResNet(nn.Module):
                 stride = 2 if stage > 0 and i == 0 else 1
                 reshapes = stride != 1 or in_planes != planes
                 shortcut = PadShortcut(in_planes, planes, stride) if skip and reshapes else None
-                blocks.append(BasicBlock(in_planes, planes, stride=stride, downsample=shortcut, skip=skip,
-                                         se_reduction=se_reduction))
+                blocks.append(
+                    BasicBlock(
+                        in_planes, planes, stride=stride, downsample=shortcut, skip=skip, se_reduction=se_reduction
+                    )
+                )
                 in_planes = planes
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
@@ -261,11 +304,11 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, w, H, W)
-        x = self.layer1(x)                      # (B, w, H, W)
-        x = self.layer2(x)                      # (B, 2w, H/2, W/2)
-        x = self.layer3(x)                      # (B, 4w, H/4, W/4)
-        x = self.avgpool(x).flatten(1)          # (B, 4w)
-        return self.fc(x)                       # (B, num_classes)
+        x = self.layer1(x)  # (B, w, H, W)
+        x = self.layer2(x)  # (B, 2w, H/2, W/2)
+        x = self.layer3(x)  # (B, 4w, H/4, W/4)
+        x = self.avgpool(x).flatten(1)  # (B, 4w)
+        return self.fc(x)  # (B, num_classes)
 
 
 def _init_weights(model: nn.Module) -> None:
@@ -279,6 +322,7 @@ def _init_weights(model: nn.Module) -> None:
 
 
 # Named factories: the ImageNet family (as torchvision) and the CIFAR family (the paper's Table 6).
+
 
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18: BasicBlocks ``[2, 2, 2, 2]``, 11.7M parameters."""

@@ -1,4 +1,5 @@
 """The smallest useful convolutional classifier: the Getting-started chapter trains it."""
+
 from __future__ import annotations
 
 import torch
@@ -32,9 +33,11 @@ class SimpleCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"SimpleCNN expects images of shape (batch, {self.in_channels}, height, width), "
-                             f"got {tuple(x.shape)}. Hint: a single image needs a batch dimension: x.unsqueeze(0).")
+            raise ValueError(
+                f"SimpleCNN expects images of shape (batch, {self.in_channels}, height, width), "
+                f"got {tuple(x.shape)}. Hint: a single image needs a batch dimension: x.unsqueeze(0)."
+            )
         x = self.features(x)  # (B, 2w, H/2, W/2)
-        x = self.pool(x)      # (B, 2w, 1, 1)
-        x = x.flatten(1)      # (B, 2w)
-        return self.head(x)   # (B, num_classes)
+        x = self.pool(x)  # (B, 2w, 1, 1)
+        x = x.flatten(1)  # (B, 2w)
+        return self.head(x)  # (B, num_classes)

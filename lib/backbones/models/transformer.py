@@ -1,8 +1,12 @@
 """The Transformer encoder (Vaswani et al. 2017), from scratch, small enough to train on a CPU.
 
-Order: positional encoding, encoder block, encoder. The block is the paper's "post-norm"
-block: ``x = LayerNorm(x + MultiHeadAttention(x))``, then ``x = LayerNorm(x + MLP(x))``.
+Order: positional encoding, encoder block, encoder. The block is the paper's "post-norm" block by
+default, ``x = LayerNorm(x + MultiHeadAttention(x))`` then ``x = LayerNorm(x + MLP(x))``, and the
+"pre-norm" block of ViT and most Transformers since with ``norm_first=True``,
+``x = x + MultiHeadAttention(LayerNorm(x))`` then ``x = x + MLP(LayerNorm(x))``. Forward passes
+return their output only; ``backbones.layers.record_attention`` records the attention weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +23,7 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, *, embed_dim: int, max_len: int = 512):
         super().__init__()
-        position = torch.arange(max_len).unsqueeze(1)                                    # (L, 1)
+        position = torch.arange(max_len).unsqueeze(1)  # (L, 1)
         frequency = torch.exp(torch.arange(0, embed_dim, 2) * (-math.log(10000.0) / embed_dim))  # (E/2,)
         encoding = torch.zeros(max_len, embed_dim)
         encoding[:, 0::2] = torch.sin(position * frequency)
@@ -30,6 +34,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return x + self.encoding[: x.shape[1]]  # (B, T, E)
 
 
+# fmt: off
 class EncoderBlock(nn.Module):
     """Multi-head self-attention and an MLP, each with a residual connection and LayerNorm.
 
@@ -44,33 +49,39 @@ class EncoderBlock(nn.Module):
         eps: the LayerNorms' epsilon (torch's default 1e-5; ViT uses 1e-6).
     """
 
-    def __init__(self, *, embed_dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0,
-                 norm_first: bool = False, activation: str = "relu", eps: float = 1e-5):
+    def __init__(
+        self,
+        *,
+        embed_dim: int,
+        num_heads: int,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        activation: str = "relu",
+        eps: float = 1e-5,
+    ):
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', not {activation!r}")
         self.norm_first = norm_first
         self.attention = MultiHeadAttention(embed_dim=embed_dim, num_heads=num_heads)
         self.norm1 = nn.LayerNorm(embed_dim, eps=eps)
-        self.mlp = nn.Sequential(nn.Linear(embed_dim, mlp_ratio * embed_dim),
-                                 nn.ReLU() if activation == "relu" else nn.GELU(),
-                                 nn.Linear(mlp_ratio * embed_dim, embed_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, mlp_ratio * embed_dim),
+            nn.ReLU() if activation == "relu" else nn.GELU(),
+            nn.Linear(mlp_ratio * embed_dim, embed_dim),
+        )
         self.norm2 = nn.LayerNorm(embed_dim, eps=eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.norm_first:  # pre-norm (ViT): x + f(norm(x))
-            attended, weights = self.attention(self.norm1(x), mask=mask,
-                                               return_weights=True)
-            x = x + self.dropout(attended)
-            x = x + self.dropout(self.mlp(self.norm2(x)))
-            return x, weights
-        attended, weights = self.attention(x, mask=mask, return_weights=True)
-        # attended: (B, T, E); weights: (B, H, T, T)
-        x = self.norm1(x + self.dropout(attended))
-        x = self.norm2(x + self.dropout(self.mlp(x)))
-        return x, weights
+            x = x + self.dropout(self.attention(self.norm1(x), mask=mask))
+            return x + self.dropout(self.mlp(self.norm2(x)))
+        # post-norm (Vaswani et al.): norm(x + f(x))
+        x = self.norm1(x + self.dropout(self.attention(x, mask=mask)))
+        return self.norm2(x + self.dropout(self.mlp(x)))
+# fmt: on
 
 
 class TransformerEncoder(nn.Module):
@@ -82,8 +93,18 @@ class TransformerEncoder(nn.Module):
         max_len: the longest sequence.
     """
 
-    def __init__(self, *, vocab_size: int, embed_dim: int = 64, depth: int = 2, num_heads: int = 4,
-                 mlp_ratio: int = 4, dropout: float = 0.0, max_len: int = 512, num_classes: int | None = None):
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        embed_dim: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        max_len: int = 512,
+        num_classes: int | None = None,
+    ):
         super().__init__()
         self.embed_dim = embed_dim
         self.token_embedding = nn.Embedding(vocab_size, embed_dim)
@@ -91,16 +112,15 @@ class TransformerEncoder(nn.Module):
         # then have the same scale (nn.Embedding's default std 1 would drown the positions).
         nn.init.normal_(self.token_embedding.weight, std=embed_dim**-0.5)
         self.positional_encoding = SinusoidalPositionalEncoding(embed_dim=embed_dim, max_len=max_len)
-        self.blocks = nn.ModuleList(EncoderBlock(embed_dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio,
-                                                 dropout=dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            EncoderBlock(embed_dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout)
+            for _ in range(depth)
+        )
         self.head = nn.Linear(embed_dim, num_classes or vocab_size)
-        self.attention: list[torch.Tensor] = []  # each block's weights (B, H, T, T) from the last forward
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.token_embedding(tokens) * math.sqrt(self.embed_dim)  # (B, T, E), scaled as in the paper
         x = self.positional_encoding(x)
-        self.attention = []
         for block in self.blocks:
-            x, weights = block(x, mask)
-            self.attention.append(weights.detach())
+            x = block(x, mask)
         return self.head(x)  # (B, T, num_classes)

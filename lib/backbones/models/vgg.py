@@ -6,20 +6,44 @@ halve it: two stacked 3x3 convolutions see a 5x5 region and three see 7x7, with 
 parameters and more non-linearities than one large kernel. The configurations are the paper's
 Table 1 columns, as plain data; "M" is a max pool.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 CONFIGS: dict[str, list[int | str]] = {
-    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],                              # A
-    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],                     # B
-    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],      # D
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512, "M"],                                                                      # E
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],  # A
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],  # B
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],  # D
+    "vgg19": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],  # E
 }
 
 
+# The page shows this function: its signature stays within the page's 88 characters.
+# fmt: off
 def make_features(config: list[int | str], *, in_channels: int = 3,
                   batch_norm: bool = False) -> nn.Sequential:
     """The convolutional part of a VGG from its configuration row."""
@@ -34,6 +58,7 @@ def make_features(config: list[int | str], *, in_channels: int = 3,
         layers.append(nn.ReLU(inplace=True))
         in_channels = item
     return nn.Sequential(*layers)
+# fmt: on
 
 
 class VGG(nn.Module):
@@ -46,13 +71,14 @@ class VGG(nn.Module):
         dropout: before the second and third fully connected layers.
     """
 
-    def __init__(self, *, config: list[int | str], num_classes: int = 1000, batch_norm: bool = False,
-                 dropout: float = 0.5):
+    def __init__(
+        self, *, config: list[int | str], num_classes: int = 1000, batch_norm: bool = False, dropout: float = 0.5
+    ):
         super().__init__()
         self.features = make_features(config, batch_norm=batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),   # 102.8M parameters: most of the network
+            nn.Linear(512 * 7 * 7, 4096),  # 102.8M parameters: most of the network
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
             nn.Linear(4096, 4096),
@@ -62,10 +88,10 @@ class VGG(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)          # (B, 512, 7, 7) for a 224x224 image
+        x = self.features(x)  # (B, 512, 7, 7) for a 224x224 image
         x = self.avgpool(x)
-        x = torch.flatten(x, 1)       # (B, 25088)
-        return self.classifier(x)     # (B, num_classes)
+        x = torch.flatten(x, 1)  # (B, 25088)
+        return self.classifier(x)  # (B, num_classes)
 
 
 def vgg11(**kwargs) -> VGG:

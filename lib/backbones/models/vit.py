@@ -8,6 +8,7 @@ does the rest. The [CLS] token's final vector is classified. The configurations 
 (:data:`CONFIGS`), and :meth:`ViT.from_torchvision` copies torchvision's weights in, which the
 tests use to prove the model equal to torchvision's.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,6 +41,7 @@ CONFIGS = {
 }
 
 
+# fmt: off
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """``(B, C, H, W)`` images to ``(B, N, C * p * p)`` patches, N = (H/p)(W/p),
     in reading order (the grid's first row left to right, then the next); each
@@ -52,6 +54,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     x = images.reshape(batch, channels, rows, patch_size, cols, patch_size)
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, rows, cols, C, p, p): a grid of patches
     return x.reshape(batch, rows * cols, channels * patch_size * patch_size)
+# fmt: on
 
 
 def unpatchify(patches: torch.Tensor, patch_size: int, height: int, width: int) -> torch.Tensor:
@@ -60,12 +63,15 @@ def unpatchify(patches: torch.Tensor, patch_size: int, height: int, width: int) 
     rows, cols = height // patch_size, width // patch_size
     channels = size // (patch_size * patch_size)
     if rows * cols != count or channels * patch_size * patch_size != size:
-        raise ValueError(f"{count} patches of {size} numbers do not make a {height}x{width} image "
-                         f"of {patch_size}x{patch_size} patches")
+        raise ValueError(
+            f"{count} patches of {size} numbers do not make a {height}x{width} image "
+            f"of {patch_size}x{patch_size} patches"
+        )
     x = patches.reshape(batch, rows, cols, channels, patch_size, patch_size)
     return x.permute(0, 3, 1, 4, 2, 5).reshape(batch, channels, height, width)
 
 
+# fmt: off
 class PatchEmbedding(nn.Module):
     """Each ``p x p`` patch, flattened, times one matrix: a convolution with
     kernel = stride = p.
@@ -91,8 +97,10 @@ class PatchEmbedding(nn.Module):
             linear.weight.copy_(self.proj.weight.reshape(self.proj.out_channels, -1))
             linear.bias.copy_(self.proj.bias)
         return linear
+# fmt: on
 
 
+# fmt: off
 class ViT(nn.Module):
     """The Vision Transformer.
 
@@ -105,9 +113,19 @@ class ViT(nn.Module):
         dropout: on the embeddings and in every block (0 in the paper's fine-tuning).
     """
 
-    def __init__(self, *, image_size: int = 224, patch_size: int = 16, embed_dim: int = 768, depth: int = 12,
-                 num_heads: int = 12, mlp_ratio: int = 4, num_classes: int = 1000, channels: int = 3,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        image_size: int = 224,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: int = 4,
+        num_classes: int = 1000,
+        channels: int = 3,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -118,12 +136,19 @@ class ViT(nn.Module):
         self.position = nn.Parameter(torch.randn(1, 1 + self.num_patches, embed_dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            EncoderBlock(embed_dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                         norm_first=True, activation="gelu", eps=1e-6)
-            for _ in range(depth))
+            EncoderBlock(
+                embed_dim=embed_dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                dropout=dropout,
+                norm_first=True,
+                activation="gelu",
+                eps=1e-6,
+            )
+            for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes)
-        self.attention: list[torch.Tensor] = []  # each block's weights (B, H, T, T) from the last forward
 
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
         """The encoder's input, ``(B, 1 + N, E)``: [CLS] and the patch tokens,
@@ -134,25 +159,36 @@ class ViT(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.tokens(images)
-        self.attention = []
         for block in self.blocks:
-            x, weights = block(x)
-            self.attention.append(weights.detach())
+            x = block(x)
         return self.head(self.norm(x)[:, 0])  # classify the [CLS] token
 
     @classmethod
     def from_config(cls, config: ViTConfig, **overrides) -> ViT:
-        return cls(image_size=config.image_size, patch_size=config.patch_size, embed_dim=config.embed_dim,
-                   depth=config.depth, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio, **overrides)
+        return cls(
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            embed_dim=config.embed_dim,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            **overrides,
+        )
 
     @classmethod
     def from_torchvision(cls, reference: nn.Module) -> ViT:
         """A copy of a torchvision ``VisionTransformer`` (``vit_b_16`` and the others)."""
         embed_dim = reference.hidden_dim
         layers = list(reference.encoder.layers)
-        ours = cls(image_size=reference.image_size, patch_size=reference.patch_size, embed_dim=embed_dim,
-                   depth=len(layers), num_heads=layers[0].num_heads,
-                   mlp_ratio=reference.mlp_dim // embed_dim, num_classes=reference.num_classes)
+        ours = cls(
+            image_size=reference.image_size,
+            patch_size=reference.patch_size,
+            embed_dim=embed_dim,
+            depth=len(layers),
+            num_heads=layers[0].num_heads,
+            mlp_ratio=reference.mlp_dim // embed_dim,
+            num_classes=reference.num_classes,
+        )
         with torch.no_grad():
             ours.patch_embedding.proj.load_state_dict(reference.conv_proj.state_dict())
             ours.class_token.copy_(reference.class_token)
@@ -166,6 +202,7 @@ class ViT(nn.Module):
             ours.norm.load_state_dict(reference.encoder.ln.state_dict())
             ours.head.load_state_dict(reference.heads.head.state_dict())
         return ours
+# fmt: on
 
 
 def vit(name: str, **overrides) -> ViT:
@@ -188,6 +225,7 @@ def interpolate_position(position: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.cat([cls, resized.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1)
 
 
+# fmt: off
 def attention_rollout(attention: list[torch.Tensor] | torch.Tensor, *,
                       residual: bool = True, heads: str = "mean") -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020): how much each output token draws
@@ -214,6 +252,7 @@ def attention_rollout(attention: list[torch.Tensor] | torch.Tensor, *,
     if rollout is None:
         raise ValueError("attention_rollout needs at least one layer's attention")
     return rollout
+# fmt: on
 
 
 def class_token_map(rollout: torch.Tensor) -> torch.Tensor:
@@ -227,8 +266,9 @@ def class_token_map(rollout: torch.Tensor) -> torch.Tensor:
     return patches.reshape(len(rollout), grid, grid)
 
 
-def cost(*, image_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int,
-         mlp_ratio: int = 4) -> dict[str, float]:
+def cost(
+    *, image_size: int, patch_size: int, embed_dim: int, depth: int, num_heads: int, mlp_ratio: int = 4
+) -> dict[str, float]:
     """The encoder's work per image, computed: tokens T = 1 + (image/patch)^2; multiply-adds of
     the linear layers (Q, K, V and output projections, the MLP: (4 + 2 mlp_ratio) T E^2 per
     block) and of attention itself (Q K^T and the weighted sum: 2 T^2 E per block), and the
@@ -236,6 +276,10 @@ def cost(*, image_size: int, patch_size: int, embed_dim: int, depth: int, num_he
     tokens = 1 + (image_size // patch_size) ** 2
     linear = depth * (4 + 2 * mlp_ratio) * tokens * embed_dim**2
     attention = depth * 2 * tokens**2 * embed_dim
-    return {"tokens": tokens, "linear_macs": linear, "attention_macs": attention,
-            "attention_share": attention / (linear + attention),
-            "attention_matrix_mb": depth * num_heads * tokens**2 * 4 / 2**20}
+    return {
+        "tokens": tokens,
+        "linear_macs": linear,
+        "attention_macs": attention,
+        "attention_share": attention / (linear + attention),
+        "attention_matrix_mb": depth * num_heads * tokens**2 * 4 / 2**20,
+    }

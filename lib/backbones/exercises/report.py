@@ -1,0 +1,57 @@
+"""The grader's last stage: rows become ``grades.csv`` (one row per exercise) and ``summary.csv``
+(one row per submission), written so that no spreadsheet runs a cell and any text fits."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_MESSAGE = 600
+
+
+@dataclass(frozen=True)
+class Row:
+    file: str
+    exercise: str
+    passed: bool
+    message: str
+    student: str = ""  # the STUDENT_ID the row was graded under ("" when the notebook sets none)
+
+
+def printable(path: str) -> str:
+    """A file name as text that any report can hold (bytes that are not UTF-8 written as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def cell(value) -> str:
+    """A CSV cell that a spreadsheet will not run: text starting with = + - @ (or a tab or CR)
+    gets a leading apostrophe; long messages are cut; text that is not UTF-8 is escaped."""
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " ..."
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
+    """Write grades.csv and summary.csv into ``out``; return the summary ``(file, passed, total)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "student_id", "exercise", "passed", "message"])
+        writer.writerows(
+            [cell(row.file), cell(row.student), cell(row.exercise), row.passed, cell(row.message)] for row in rows
+        )
+    summary: dict[str, tuple[int, int]] = {}
+    students: dict[str, str] = {}
+    for row in rows:
+        passed, total = summary.get(row.file, (0, 0))
+        summary[row.file] = (passed + row.passed, total + (row.exercise != "-"))
+        students[row.file] = students.get(row.file) or row.student
+    table = [(file, passed, total) for file, (passed, total) in summary.items()]
+    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "student_id", "passed", "total"])
+        writer.writerows([cell(file), cell(students[file]), passed, total] for file, passed, total in table)
+    return table
