@@ -39,11 +39,15 @@ book: $(READY) _build/.library-stamp
 	mkdir -p _build
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) 2>&1 | tee _build/build.log
 
+# Two workers, one per core, each test file on one worker (its module fixtures built once); each
+# worker's torch uses one thread (tests/conftest.py), so the two do not spin against each other.
+PYTEST := $(PYTHON) -m pytest -n 2 --dist loadfile
+
 test: book browser
-	$(PYTHON) -m pytest
+	$(PYTEST)
 
 check: $(READY)
-	$(PYTHON) -m pytest -m "not book and not slow"
+	$(PYTEST) -m "not book and not slow"
 
 clean:
 	rm -rf _build

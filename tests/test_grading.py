@@ -14,7 +14,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import nbclient
 import nbformat
 import pytest
 
@@ -100,41 +99,6 @@ def test_stub_keeps_signature_and_indentation():
 def test_unbalanced_markers_are_an_error(source, message):
     with pytest.raises(ValueError, match=message):
         strip_solutions(source)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "student", [p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED], ids=lambda p: p.stem
-)
-def test_student_notebook_runs_and_says_not_implemented_yet(student):
-    """The student's exercise section runs on the chapter's set-up and says "not implemented yet".
-
-    The rest of a student notebook is the master's, cell for cell (the freshness test above holds
-    that), and the book build has executed every master: running those cells again here would
-    double the suite's heaviest work, so only the two opening code cells (the Colab set-up and the
-    imports) and the cells from "## Exercises" on are executed."""
-    nb = nbformat.read(student, as_version=4)
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    exercises = next(
-        (
-            i
-            for i, c in enumerate(nb.cells)
-            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
-        ),
-        code[1] + 1,
-    )  # a chapter of exercises only (Test yourself): all of it
-    master = load_notebook(ROOT / "chapters" / student.name)
-    solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
-    assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
-    nb.cells = [nb.cells[i] for i in code[:2]] + nb.cells[exercises:]
-    nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(student.parent)}}
-    ).execute()  # raises on error
-    shown = ["".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", [])]
-    for exercise in exercises_in(nb):
-        assert any(
-            f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text for text in shown
-        ), exercise
 
 
 def _variant(name: str, change, folder: Path, *, base: Path = MASTER) -> Path:

@@ -295,7 +295,7 @@ def hostile(tmp_path_factory):
         timed = {name: future.result() for name, future in pending.items()}
     summary = write_reports(rows, out)
     stop.set()
-    survivors = subprocess.run(["pgrep", "-f", "_child.py"], capture_output=True, text=True).stdout.split()
+    survivors = sandbox.processes_of_grader()  # this grader's: another may be grading beside it
 
     def key(file: str) -> str:
         return file.split("-01_")[0].removeprefix("\\xff-")
@@ -526,3 +526,20 @@ def test_no_master_function_reads_what_the_grader_would_not_see():
         for check, function in grader.checks_in(nb):
             if grader.graded_exercise(check)[1] != "value":
                 assert unseen_names(history, function) == [], (master.name, function)
+
+
+def test_the_processes_of_a_grader_are_found_by_the_mark_its_children_carry():
+    """What the survivors check reads: a process carrying this grader's mark is found, wherever
+    it went, and one carrying another grader's is not."""
+    mine = subprocess.Popen(["sleep", "60"], env={"BACKBONES_GRADER": str(os.getpid())}, start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], env={"BACKBONES_GRADER": "1"}, start_new_session=True)
+    try:
+        time.sleep(0.2)
+        found = sandbox.processes_of_grader()
+        assert mine.pid in found and other.pid not in found
+        assert other.pid in sandbox.processes_of_grader(1)
+    finally:
+        for process in (mine, other):
+            process.kill()
+            process.wait()
+    assert mine.pid not in sandbox.processes_of_grader()

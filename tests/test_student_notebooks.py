@@ -1,0 +1,51 @@
+"""Each student notebook runs on the chapter's set-up and says "not implemented yet" for every
+exercise (a file of its own, so that it runs beside the grading tests in a parallel run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbclient
+import nbformat
+import pytest
+
+from backbones.book import MOVED, load_notebook
+from backbones.exercises.grader import exercises_in
+from backbones.exercises.student import BEGIN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "student", [p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED], ids=lambda p: p.stem
+)
+def test_student_notebook_runs_and_says_not_implemented_yet(student):
+    """The student's exercise section runs on the chapter's set-up and says "not implemented yet".
+
+    The rest of a student notebook is the master's, cell for cell (the freshness test above holds
+    that), and the book build has executed every master: running those cells again here would
+    double the suite's heaviest work, so only the two opening code cells (the Colab set-up and the
+    imports) and the cells from "## Exercises" on are executed."""
+    nb = nbformat.read(student, as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    exercises = next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
+        ),
+        code[1] + 1,
+    )  # a chapter of exercises only (Test yourself): all of it
+    master = load_notebook(ROOT / "chapters" / student.name)
+    solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
+    assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
+    nb.cells = [nb.cells[i] for i in code[:2]] + nb.cells[exercises:]
+    nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(student.parent)}}
+    ).execute()  # raises on error
+    shown = ["".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", [])]
+    for exercise in exercises_in(nb):
+        assert any(
+            f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text for text in shown
+        ), exercise
