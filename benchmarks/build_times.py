@@ -2,12 +2,19 @@
 
     .venv/bin/python benchmarks/build_times.py            # install into a fresh venv, then build
     .venv/bin/python benchmarks/build_times.py --no-install
+    .venv/bin/python benchmarks/build_times.py --reference     # only this machine's speed figures
 
 The build goes to a temporary folder with an empty execution cache, so every chapter executes;
 the per-chapter times are Jupyter Book's own execution report (the data behind the book's
 "Build report" page). Results are written to benchmarks/results/build_times.json, with the
 machine they were measured on. Budget: the whole book executes in <= 8 minutes on 2 CPU
 cores, no chapter over 90 s; the script exits non-zero when a budget is exceeded.
+
+Machines differ 2.5-4x in speed, so the chapter times stand beside two figures of the machine's
+own speed (``reference``): the peak of a float32 matrix product (GFLOP/s, the roofline of any
+dense work) and the unit of the book's heaviest cell, training steps per second of chapter 04's
+ResNet-56 on digits (batch 64). A budget read on another machine scales by the ratio of the
+steps per second: run ``--reference`` there.
 """
 
 from __future__ import annotations
@@ -44,7 +51,54 @@ def machine() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "avx512": _has_flag("avx512f"),
     }
+
+
+def _has_flag(flag: str) -> bool | None:
+    try:
+        return any(flag in line.split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
+    except OSError:
+        return None
+
+
+def reference_speed() -> dict:
+    """This machine's speed, in the two units a chapter's time is made of (see the docstring)."""
+    import torch
+
+    import backbones as bb
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(2):
+        a @ b
+    best = min(_seconds(lambda: a @ b) for _ in range(5))
+    bb.seed_everything(0)
+    images, labels = bb.load_digits().tensors(64)
+    model = bb.models.cifar_resnet(56, in_channels=1, num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    steps = 20
+    seconds = _seconds(lambda: [step() for _ in range(steps)])
+    return {
+        "matmul_gflops": round(2 * 2048**3 / best / 1e9, 1),
+        "resnet56_digits_steps_per_second": round(steps / seconds, 2),
+        "threads": torch.get_num_threads(),
+        "what": "float32 2048x2048 matrix product, best of 5; ResNet-56 (chapter 04's deepest) "
+        "training steps on 8x8 digits, batch 64, SGD",
+    }
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def time_install(workdir: Path) -> float:
@@ -100,17 +154,25 @@ def time_build(workdir: Path) -> tuple[float, dict[str, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-install", action="store_true", help="skip timing a fresh install")
+    parser.add_argument("--reference", action="store_true", help="only print this machine's speed figures")
     args = parser.parse_args()
+    if args.reference:
+        print(json.dumps({"machine": machine(), "reference": reference_speed()}, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         install = None if args.no_install else round(time_install(Path(tmp)), 1)
-        if install is None and RESULTS.is_file():  # keep the last measured install time
-            install = json.loads(RESULTS.read_text()).get("install_seconds")
+        install_date = datetime.date.today().isoformat()
+        if install is None and RESULTS.is_file():  # keep the last measured install time, and its date
+            last = json.loads(RESULTS.read_text())
+            install, install_date = last.get("install_seconds"), last.get("install_date", last.get("date"))
         build, chapters = time_build(Path(tmp) / "book")
     executed = round(sum(chapters.values()), 2)
     result = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
+        "reference": reference_speed(),  # measured before the build, on an idle machine
         "install_seconds": install,
+        "install_date": install_date,
         "build_seconds": round(build, 1),
         "execution_seconds_total": executed,
         "chapters_seconds": chapters,

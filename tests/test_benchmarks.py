@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from backbones.book import chapter_notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,3 +32,21 @@ def test_gpu_profile_script_runs_dry_on_the_cpu(tmp_path):
         landscape = record["landscape"][name]
         assert landscape["points_measured"] == 9 and landscape["extrapolated"] is False
         assert landscape["seconds_for_grid"] > 0
+
+
+@pytest.mark.slow
+def test_build_times_reports_the_machines_speed_beside_the_chapter_times():
+    """The reference figures a budget is read against on another machine."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "build_times.py"), "--reference"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    record = json.loads(run.stdout)
+    assert record["reference"]["matmul_gflops"] > 1 and record["reference"]["resnet56_digits_steps_per_second"] > 0.1
+    assert record["machine"]["avx512"] in (True, False, None)
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "build_times.json").read_text())
+    assert recorded["reference"]["resnet56_digits_steps_per_second"] > 0  # the chapter times have their machine's
+    assert {Path(name).name for name in recorded["chapters_seconds"]} == {p.stem for p in chapter_notebooks(ROOT)}
