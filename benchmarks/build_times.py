@@ -102,29 +102,21 @@ def _seconds(fn) -> float:
 
 
 def time_install(workdir: Path) -> float:
-    """Seconds to create a fresh virtual environment and install the book's pinned set."""
+    """Seconds to create a fresh virtual environment and install the book's pinned set, as the
+    Makefile does (uv, installed by pip; no cache)."""
     venv = workdir / "venv"
+    python = str(venv / "bin" / "python")
+    requirements = ["-r", "requirements.txt", "-r", "requirements-book.txt", "-r", "requirements-test.txt"]
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-cache-dir",
-            "-r",
-            "requirements.txt",
-            "-r",
-            "requirements-book.txt",
-            "-r",
-            "requirements-test.txt",
-            "-c",
-            "constraints.txt",
-            "-e",
-            ".",
-        ],
+        [python, "-m", "pip", "install", "--quiet", "--no-cache-dir", "uv", "-c", "constraints.txt"],
+        cwd=ROOT,
+        check=True,
+    )
+    subprocess.run(
+        [str(venv / "bin" / "uv"), "pip", "install", "--quiet", "--no-cache", "--python", python, *requirements]
+        + ["-c", "constraints.txt", "-e", "."],
         cwd=ROOT,
         check=True,
     )
