@@ -115,7 +115,17 @@ def time_install(workdir: Path) -> float:
         check=True,
     )
     subprocess.run(
-        [str(venv / "bin" / "uv"), "pip", "install", "--quiet", "--no-cache", "--python", python, *requirements]
+        [
+            str(venv / "bin" / "uv"),
+            "pip",
+            "install",
+            "--quiet",
+            "--no-cache",
+            "--compile-bytecode",
+            "--python",
+            python,
+            *requirements,
+        ]
         + ["-c", "constraints.txt", "-e", "."],
         cwd=ROOT,
         check=True,
