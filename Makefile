@@ -42,17 +42,32 @@ _build/.library-stamp: $(LIBRARY)
 	mkdir -p _build && touch $@
 
 # In CI every chapter executes afresh; locally unchanged chapters come from the cache.
+FRESH := if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache _build/.doctrees; fi; mkdir -p _build
+BUILD := $(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+
 book: $(READY) _build/.library-stamp
-	@if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache _build/.doctrees; fi
-	mkdir -p _build
-	$(VENV)/bin/jupyter-book build . $(JB_FLAGS) 2>&1 | tee _build/build.log
+	@$(FRESH)
+	$(BUILD) 2>&1 | tee _build/build.log
 
 # Two workers, one per core, each test file on one worker (its module fixtures built once); each
 # worker's torch uses one thread (tests/conftest.py), so the two do not spin against each other.
 PYTEST := $(PYTHON) -m pytest -n 2 --dist loadfile
 
-test: book browser
-	$(PYTEST)
+# Two lanes, one per core, each at one thread (so neither spins against the other): the book build
+# and then the tests of the built book (-m book) in one, every other test in the other; each lane's
+# output is shown when it is done. `make book` alone builds the book at full speed (its printed
+# speed figures are the machine's, not a shared one's).
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+test: $(READY) _build/.library-stamp browser
+	@$(FRESH)
+	@echo "building the book (log: _build/build.log) beside the tests that need no book"
+	@$(ONE_THREAD) bash -c '$(BUILD) > _build/build.log 2>&1 && \
+	    $(PYTHON) -m pytest -m book -p no:cacheprovider > _build/book-tests.log 2>&1' & lane=$$!; \
+	$(ONE_THREAD) $(PYTHON) -m pytest -m "not book"; tests=$$?; \
+	wait $$lane; book=$$?; \
+	echo "=== the book build (_build/build.log)"; tail -n 25 _build/build.log; \
+	echo "=== the tests of the built book (_build/book-tests.log)"; cat _build/book-tests.log 2>/dev/null; \
+	test $$tests = 0 && test $$book = 0
 
 check: $(READY)
 	$(PYTEST) -m "not book and not slow"
