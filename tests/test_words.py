@@ -191,13 +191,43 @@ def test_unknown_corpus_and_empty_vocabulary_are_clear_errors():
 def test_weat_and_its_attribute_control(glove):
     x, y = (["executive", "salary", "office", "business"], ["home", "parents", "children", "family"])
     a, b = ["he", "man", "him", "his"], ["she", "woman", "her", "hers"]
-    effect, p = words.weat(glove, x, y, a, b)
+    effect, p = words.weat(glove, targets=(x, y), attributes=(a, b))
     scores = words.association_scores(glove, x + y, a, b)
     assert (effect, p) == association_test(scores, x, y)
     s = np.array(list(scores.values()))
     assert math.isclose(effect, (s[:4].mean() - s[4:].mean()) / s.std(), rel_tol=1e-6)
     control = words.attribute_control(glove, x, y, a, b, splits=20)
     assert control.shape == (20,) and np.all(np.abs(control) <= 2 + 1e-9)  # a standardised mean difference
+
+
+# Caliskan et al.'s WEAT 6 lists (career/family), as chapter 06 uses them
+MALE_NAMES = "john paul mike kevin steve greg jeff bill".split()
+FEMALE_NAMES = "amy joan lisa sarah diana kate ann donna".split()
+CAREER = "executive management professional corporation salary office business career".split()
+FAMILY = "home parents children family cousins marriage wedding relatives".split()
+
+
+def test_career_family_weat_with_the_papers_roles_is_significant_on_glove_50d(glove):
+    """The numbers chapter 06 states. The names are the targets (relabelled for the p-value): of all
+    12,870 ways to cut the 16 names into two lists of 8, the gendered one separates career from
+    family the most (p = 1/12,870), with an effect near the paper's 1.81 (GloVe 840B, 300-d)."""
+    effect, p = words.weat(glove, targets=(MALE_NAMES, FEMALE_NAMES), attributes=(CAREER, FAMILY))
+    assert p == 1 / math.comb(16, 8) and 1.70 < effect < 1.82  # measured 1.764
+    gendered = ("male man boy brother he him his son".split(), "female woman girl sister she her hers daughter".split())
+    effect, p = words.weat(glove, targets=gendered, attributes=(CAREER, FAMILY))
+    assert 1.0 < effect < 1.2 and 0.01 < p < 0.02  # measured 1.080, p = 0.0148
+    # the other role's permutation: relabel the career and family words, a different question
+    effect, p = words.weat(glove, targets=(CAREER, FAMILY), attributes=(MALE_NAMES, FEMALE_NAMES))
+    assert 1.6 < effect < 1.8 and p < 1e-3  # measured 1.721, p = 0.00031
+
+
+def test_chapter_06_gives_the_weat_its_roles_as_the_paper_does():
+    """The page's call names the roles: the names are the targets, career and family the attributes."""
+    source = "".join(
+        "".join(c["source"]) for c in json.loads((ROOT / "chapters/06_word_embeddings.ipynb").read_text())["cells"]
+    )
+    assert "bb.words.weat(glove, targets=names, attributes=(career, family))" in source
+    assert "targets=(career, family)" in source  # the other role's permutation, named as such
 
 
 def test_pca_keeps_a_share_and_offsets_are_cosines(glove):

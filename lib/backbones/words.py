@@ -409,15 +409,17 @@ def association_scores(
 
 def weat(
     vectors: WordVectors,
-    targets_x: list[str],
-    targets_y: list[str],
-    attribute_a: list[str],
-    attribute_b: list[str],
     *,
+    targets: tuple[list[str], list[str]],
+    attributes: tuple[list[str], list[str]],
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Caliskan et al.'s WEAT: ``(effect size, p-value)`` of "X is closer to A, and Y to B". The
-    p-value permutes the *target* words only, as the paper's does (see :func:`attribute_control`)."""
+    """Caliskan et al.'s WEAT: ``(effect size, p-value)`` of "the target words X are closer to the
+    attribute words A, and Y to B". The roles are named at every call because they differ: the
+    p-value relabels the *targets* (X and Y pooled, cut into two lists of their sizes, exactly when
+    there are at most 20,000 ways), as the paper's does. In its career/family test (WEAT 6) the
+    targets are the male and female names, the attributes the career and family words."""
+    (targets_x, targets_y), (attribute_a, attribute_b) = targets, attributes
     scores = association_scores(vectors, targets_x + targets_y, attribute_a, attribute_b)
     return association_test(scores, targets_x, targets_y, seed=seed)
 
