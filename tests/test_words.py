@@ -267,3 +267,29 @@ def test_a_word_has_one_vector_per_layer_in_minilm():
     other = model.word_states("The bank raised its interest rates again.", "bank")
     cosine = torch.nn.functional.cosine_similarity(states, other, dim=-1)
     assert cosine[0] > 0.9 and cosine[-1] < cosine[0]  # the same input vector, then the contexts pull apart
+
+
+def _chapter_text(name: str) -> str:
+    cells = json.loads((ROOT / "chapters" / name).read_text())["cells"]
+    return " ".join(" ".join("".join(c["source"]).split()) for c in cells)  # lines joined
+
+
+def test_subsampling_is_the_c_tools_rule_and_the_page_gives_the_papers_beside_it():
+    counts = np.array([50, 950])  # a word making up 5% of the text
+    tool = word2vec.keep_probability(counts, 1e-3)[0]
+    assert math.isclose(tool, (math.sqrt(0.05 / 1e-3) + 1) * 1e-3 / 0.05)
+    paper = math.sqrt(1e-5 / 0.05)  # the paper's rule keeps sqrt(t / f) of the occurrences, t = 1e-5
+    text = _chapter_text("06_word_embeddings.ipynb")
+    assert f"the tool keeps {tool:.0%} of the occurrences, the paper's rule {paper:.1%}" in text
+
+
+def test_the_analogy_vocabulary_is_compute_accuracys_threshold_not_gensims_default():
+    import inspect
+
+    from gensim.models import KeyedVectors
+
+    gensim_default = inspect.signature(KeyedVectors.evaluate_word_analogies).parameters["restrict_vocab"].default
+    ours = inspect.signature(words.evaluate_analogies).parameters["restrict"].default
+    assert (gensim_default, ours) == (300_000, 30_000)
+    text = _chapter_text("06_word_embeddings.ipynb")
+    assert f"`restrict_vocab` defaults to {gensim_default:,}" in text and f"the {ours:,} most frequent" in text

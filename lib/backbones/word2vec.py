@@ -129,8 +129,10 @@ def corpus_from(documents: list[list[str]], *, name: str = "corpus", note: str =
 
 def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
     """The chance of keeping each occurrence of a word (the word2vec C tool's subsampling rule):
-    ``(sqrt(f / t) + 1) t / f`` for a word of frequency ``f``, capped at 1, with ``t = sample``.
-    At ``sample=1e-3`` a word making up 5% of the text keeps about 16% of its occurrences."""
+    ``(sqrt(f / t) + 1) t / f`` for a word of frequency ``f``, capped at 1, with ``t = sample``:
+    the released C tool's rule, and gensim's (Mikolov et al. 2013b state another: discard with
+    probability ``1 - sqrt(t / f)``, ``t`` about 1e-5). At ``sample=1e-3`` a word making up 5% of
+    the text keeps about 16% of its occurrences (the paper's rule: 1.4%)."""
     if sample <= 0:
         return np.ones(len(counts))
     threshold = sample * counts.sum()
