@@ -364,6 +364,38 @@ def vit() -> Canvas:
     return c
 
 
+def compound_scaling() -> Canvas:
+    c = Canvas(900, 450, "Scaling a network: wider, deeper, higher resolution, or all three")
+    c.label(450, 26, "Model scaling (after Tan & Le 2019, fig. 2)", size=15, style=' font-weight="bold"')
+    c.label(
+        450, 48, "each box is a layer (how many: depth; how wide: channels); the square is the input image", size=11
+    )
+    # name, layers, layer width (channels), input side (resolution), what changed, the multipliers
+    panels = [
+        ("(a) baseline", 3, 60, 40, "", "d = w = r = 1"),
+        ("(b) width scaling", 3, 104, 40, "wider", "w > 1"),
+        ("(c) depth scaling", 6, 60, 40, "deeper", "d > 1"),
+        ("(d) resolution scaling", 3, 60, 64, "higher resolution", "r > 1"),
+        ("(e) compound scaling", 5, 84, 54, "all three, by one φ", "d = αᵠ, w = βᵠ, r = γᵠ"),
+    ]
+    base = 310  # the top of the input; the layers stack upwards from just above it
+    for i, (name, layers, width, side, changed, rule) in enumerate(panels):
+        x = 90 + i * 180
+        c.box(x, base + side / 2, "", "io", w=side, h=side)
+        c.label(x, base + side + 15, "input", size=10)
+        top = base - 22
+        c.arrow([(x, base), (x, top + 9)])
+        for k in range(layers):
+            c.box(x, top - k * 26, "", "conv", w=width, h=16)
+        last = top - (layers - 1) * 26
+        c.arrow([(x, last - 8), (x, last - 30)])
+        if changed:
+            c.label(x, last - 40, changed, size=12, style=' font-style="italic"')
+        c.label(x, 414, name, size=12, style=' font-weight="bold"')
+        c.label(x, 432, rule, size=11)
+    return c
+
+
 DIAGRAMS = {
     "residual_block": residual_block,
     "bottleneck": bottleneck,
@@ -374,6 +406,7 @@ DIAGRAMS = {
     "mbconv": mbconv,
     "skipgram": skipgram,
     "vit": vit,
+    "compound_scaling": compound_scaling,
 }
 
 

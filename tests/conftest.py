@@ -23,6 +23,19 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def chapter_text():
+    """A chapter's source text, every cell's lines joined by single spaces, for tests that hold
+    the page to a number or an attribution."""
+    import json
+
+    def read(name: str) -> str:
+        cells = json.loads((ROOT / "chapters" / name).read_text())["cells"]
+        return " ".join(" ".join("".join(c["source"]).split()) for c in cells)
+
+    return read
+
+
+@pytest.fixture(scope="session")
 def built_html() -> Path:
     """The book built by `make book` (make test builds it first)."""
     if not (HTML / "index.html").is_file():

@@ -70,3 +70,12 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     output = ANSI.sub("", result.stdout + result.stderr)
     assert result.returncode != 0, output[-2000:]
     assert "this chapter is broken on purpose" in output
+
+
+@pytest.mark.book
+def test_chapter_05_offline_says_which_network_ran_not_that_random_weights_were_kept(built_html):
+    import html
+
+    text = html.unescape(re.sub(r"<[^>]+>", " ", (built_html / "chapters" / "05_se_efficientnet.html").read_text()))
+    assert "ran: EfficientNet-Lite0 only (B0's weights must be downloaded" in text
+    assert "random weights kept" not in text

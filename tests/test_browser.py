@@ -162,7 +162,7 @@ def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
     "chapter, diagrams",
     [
         ("04_resnet", 2),
-        ("05_se_efficientnet", 2),
+        ("05_se_efficientnet", 3),
         ("06_word_embeddings", 1),
         ("07_attention", 2),
         ("08_transformer", 1),

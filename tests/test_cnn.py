@@ -107,3 +107,17 @@ def test_layer_summary_counts_alexnet():
     assert total == pytest.approx(2 * macs, rel=0.01)
     fully_connected = sum(r.params for r in rows if r.layer.startswith("linear"))
     assert fully_connected / 61_100_840 > 0.95
+
+
+def test_chapter_03_flags_the_slides_vgg_that_joins_vgg19s_depth_to_vgg16s_count(chapter_text):
+    from torchvision.models.vgg import cfgs
+
+    layers = {name: sum(isinstance(v, int) for v in cfgs[cfg]) + 3 for name, cfg in (("vgg16", "D"), ("vgg19", "E"))}
+    params = {name: bb.pretrained.imagenet_weights(name).meta["num_params"] for name in layers}
+    assert layers == {"vgg16": 16, "vgg19": 19}
+    text = chapter_text("03_alexnet_vgg.ipynb")
+    assert "\"19 layers, 138M parameters\": that joins VGG-19's depth to VGG-16's count" in text
+    assert (
+        f"VGG-19 has {params['vgg19'] / 1e6:.1f} million, VGG-16 (16 layers) {params['vgg16'] / 1e6:.1f} million"
+        in text
+    )

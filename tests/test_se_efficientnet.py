@@ -335,15 +335,11 @@ def test_the_recorded_runs_hold_what_the_chapter_says_of_them():
     assert mean["compound", 2.0] > mean["compound", 1.0]
 
 
-def test_the_se_record_has_the_seeds_the_page_counts():
+def test_the_se_record_has_the_seeds_the_page_counts(chapter_text):
     """Chapter 05 says how many seeds were recorded for each network: the record holds them."""
-    import json
-    from pathlib import Path
-
     record = bb.records.load_record("se_efficientnet_runs")
     seeds = {run["depth"]: len(run["seeds"]) for run in record["runs"] if run.get("experiment") == "se"}
     assert seeds == {8: 10, 20: 5}
-    cells = json.loads((Path(__file__).resolve().parents[1] / "chapters/05_se_efficientnet.ipynb").read_text())["cells"]
-    text = " ".join(" ".join("".join(c["source"]).split()) for c in cells)
+    text = chapter_text("05_se_efficientnet.ipynb")
     assert "ten seeds were recorded for ResNet-8 and five for ResNet-20" in text
     assert "23.29% top-1 error on ImageNet against 24.80%" in text and "1.5 points" in text  # Hu et al., table 2

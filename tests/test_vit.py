@@ -105,6 +105,30 @@ def test_position_embeddings_interpolate_to_a_larger_grid():
     torch.testing.assert_close(interpolate_position(position, 14), position)  # same grid, same numbers
 
 
+def test_linear_position_interpolation_is_the_released_codes_scipy_zoom():
+    # google-research/vision_transformer resizes with scipy.ndimage.zoom(grid, zoom, order=1)
+    ndimage = pytest.importorskip("scipy.ndimage")
+    torch.manual_seed(0)
+    position = torch.randn(1, 1 + 14 * 14, 8, dtype=torch.float64)
+    ours = interpolate_position(position, 24, mode="linear")
+    grid = position[0, 1:].reshape(14, 14, 8).numpy()
+    theirs = ndimage.zoom(grid, (24 / 14, 24 / 14, 1), order=1).reshape(24 * 24, 8)
+    torch.testing.assert_close(ours[0, 1:], torch.from_numpy(theirs))
+    bicubic = interpolate_position(position, 24)
+    assert (bicubic - ours).abs().max() > 1e-2  # the two choices are not the same numbers
+    with pytest.raises(ValueError, match="bicubic"):
+        interpolate_position(position, 24, mode="nearest")
+
+
+def test_chapter_09_attributes_the_interpolation_and_reads_the_distance_figure_as_the_paper_does(chapter_text):
+    text = chapter_text("09_vit.ipynb")
+    assert 'It says only "2D interpolation"; its released code interpolates linearly' in text
+    assert "torchvision and timm interpolate bicubically" in text
+    # Dosovitskiy et al., fig. 7 (right): mixed ranges low down, all heads broad higher up
+    assert "with depth the distances grow, and in the later layers every head attends broadly" in text
+    assert "long-range heads only in the later layers" not in text
+
+
 def test_rollout_rows_sum_to_one_and_one_layer_is_its_mixed_attention():
     torch.manual_seed(0)
     layers = [torch.softmax(torch.randn(2, 4, 10, 10), dim=-1) for _ in range(3)]

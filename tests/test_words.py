@@ -269,21 +269,16 @@ def test_a_word_has_one_vector_per_layer_in_minilm():
     assert cosine[0] > 0.9 and cosine[-1] < cosine[0]  # the same input vector, then the contexts pull apart
 
 
-def _chapter_text(name: str) -> str:
-    cells = json.loads((ROOT / "chapters" / name).read_text())["cells"]
-    return " ".join(" ".join("".join(c["source"]).split()) for c in cells)  # lines joined
-
-
-def test_subsampling_is_the_c_tools_rule_and_the_page_gives_the_papers_beside_it():
+def test_subsampling_is_the_c_tools_rule_and_the_page_gives_the_papers_beside_it(chapter_text):
     counts = np.array([50, 950])  # a word making up 5% of the text
     tool = word2vec.keep_probability(counts, 1e-3)[0]
     assert math.isclose(tool, (math.sqrt(0.05 / 1e-3) + 1) * 1e-3 / 0.05)
     paper = math.sqrt(1e-5 / 0.05)  # the paper's rule keeps sqrt(t / f) of the occurrences, t = 1e-5
-    text = _chapter_text("06_word_embeddings.ipynb")
+    text = chapter_text("06_word_embeddings.ipynb")
     assert f"the tool keeps {tool:.0%} of the occurrences, the paper's rule {paper:.1%}" in text
 
 
-def test_the_analogy_vocabulary_is_compute_accuracys_threshold_not_gensims_default():
+def test_the_analogy_vocabulary_is_compute_accuracys_threshold_not_gensims_default(chapter_text):
     import inspect
 
     from gensim.models import KeyedVectors
@@ -291,5 +286,50 @@ def test_the_analogy_vocabulary_is_compute_accuracys_threshold_not_gensims_defau
     gensim_default = inspect.signature(KeyedVectors.evaluate_word_analogies).parameters["restrict_vocab"].default
     ours = inspect.signature(words.evaluate_analogies).parameters["restrict"].default
     assert (gensim_default, ours) == (300_000, 30_000)
-    text = _chapter_text("06_word_embeddings.ipynb")
+    text = chapter_text("06_word_embeddings.ipynb")
     assert f"`restrict_vocab` defaults to {gensim_default:,}" in text and f"the {ours:,} most frequent" in text
+
+
+def test_the_words_that_look_broken_on_page_06_are_explained_where_they_first_appear(chapter_text):
+    from gensim.parsing.porter import PorterStemmer
+
+    stem = PorterStemmer().stem
+    assert (stem("screenplay"), stem("television")) == ("screenplai", "televis")
+    full = words.load_word_vectors("glove")  # all 400,000 words, as the page uses them
+    assert "prohertrib" in [w for w, _ in full.nearest("paris", 5)]
+    text = chapter_text("06_word_embeddings.ipynb")
+    assert "*screenplai* is screenplay and *televis* television" in text
+    assert "*prohertrib* is a token of GloVe's training text" in text
+    # explained before the neighbours are printed, i.e. where a reader first meets them
+    assert text.index("*prohertrib* is a token") < text.index("Neighbours can be checked against people")
+
+
+MALE_FEMALE = [("man", "woman"), ("king", "queen"), ("boy", "girl"), ("brother", "sister"), ("uncle", "aunt")]
+COUNTRY_CAPITAL = [("france", "paris"), ("italy", "rome"), ("japan", "tokyo"), ("russia", "moscow"), ("egypt", "cairo")]
+
+
+@pytest.mark.parametrize("pairs", [MALE_FEMALE, COUNTRY_CAPITAL], ids=["male-female", "country-capital"])
+def test_relation_offsets_agree_beyond_oriented_but_mismatched_pairs(glove, pairs):
+    controls = words.offset_controls(glove, pairs)
+    # the oriented control shares the direction, so it is above the random one, but far below the true pairs
+    assert controls["random"] < controls["mismatched"] < controls["matched"] - 0.3
+    assert controls["min"] > controls["mismatched"]
+    mismatched = words.relation_offsets(glove, [(a, b) for (a, _), (_, b) in zip(pairs, pairs[1:] + pairs[:1])])
+    assert mismatched[0, 1] < words.relation_offsets(glove, pairs)[0, 1]  # man->queen vs king->aunt, not man/king
+
+
+def test_analogy_baselines_that_ignore_a_and_b_answer_one_question_in_six(glove, questions, chapter_text):
+    score = words.evaluate_analogies(glove, questions, restrict=30_000)
+    only_c = words.evaluate_analogies(glove, questions, restrict=30_000, method="only-c")
+    ignore_a = words.evaluate_analogies(glove, questions, restrict=30_000, method="ignore-a")
+    assert round(score.accuracy, 3) == 0.497
+    assert 0.14 < only_c.accuracy < 0.19 and 0.14 < ignore_a.accuracy < 0.19  # about one in six
+    sections = {s: (a, c) for (s, _, _, a), (_, _, _, c) in zip(score.table(), only_c.table())}
+    add, near = sections["gram5-present-participle"]
+    assert abs(add - near) < 0.03  # the nearest neighbour of c is as good as the analogy here
+    assert sections["gram6-nationality-adjective"][0] - sections["gram6-nationality-adjective"][1] > 0.7
+    assert str(only_c).startswith("glove") and "only c (baseline)" in str(only_c)
+    text = chapter_text("06_word_embeddings.ipynb")
+    assert "The baselines answer about one question in six: 3CosAdd's 49.7% is three times that" in text
+    with pytest.raises(ValueError, match="only-c"):
+        words.analogy(glove, "man", "king", "woman", method="subtract")

@@ -242,6 +242,36 @@ def show_receptive_fields(photo: np.ndarray, fields: Sequence, *, ncols: int = 4
     return fig
 
 
+def plot_ilsvrc_winners(winners: Sequence, human: float, *, ax: plt.Axes | None = None) -> plt.Axes:
+    """The ILSVRC classification winners' top-5 error by year, shallow entries grey, each bar
+    labelled with its network and depth, and a line at the human error."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.2))
+    x = np.arange(len(winners))
+    shallow = [w.layers is None and w.network == "shallow" for w in winners]
+    colors = ["0.65" if s else plt.get_cmap(CMAP)(0.35) for s in shallow]
+    ax.bar(x, [w.top5_error for w in winners], color=colors, edgecolor="black", linewidth=0.5)
+    for i, w in enumerate(winners):
+        depth = f"\n{w.layers} layers" if w.layers else ""
+        ax.annotate(
+            f"{w.top5_error:g}%\n{w.network}{depth}",
+            (i, w.top5_error),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=7,
+        )
+    ax.axhline(human, color="C3", ls="--", lw=1, label=f"human, one trained annotator: {human}%")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_xticks(x, [f"{w.year}\n(2nd)" if "second" in w.entry else str(w.year) for w in winners])
+    ax.set(
+        ylabel="top-5 error on the test set (%)",
+        ylim=(0, max(w.top5_error for w in winners) * 1.3),
+        title="ILSVRC classification: the winners by year (grey: no deep network)",
+    )
+    return ax
+
+
 def plot_leaderboard(rows: Sequence[dict], *, ax: plt.Axes | None = None) -> plt.Axes:
     """ImageNet top-1 accuracy against compute (log scale), marker area by parameters, labelled by year."""
     if ax is None:

@@ -181,15 +181,30 @@ def analogy(vectors: WordVectors, a: str, b: str, c: str, *, method: str = "add"
 # fmt: on
 
 
+ANALOGY_METHODS = {
+    "add": "3CosAdd",
+    "mul": "3CosMul",
+    "only-c": "only c (baseline)",  # Linzen 2016's ONLY-B: the nearest neighbour of c
+    "ignore-a": "ignore a (baseline)",  # Linzen 2016's IGNORE-A: cos(x, b) + cos(x, c)
+}
+
+
 def _analogy_scores(cosines: torch.Tensor, method: str) -> torch.Tensor:
-    """From the cosines with a, b and c (last axis), the score of every candidate."""
+    """From the cosines with a, b and c (last axis), the score of every candidate. Besides
+    3CosAdd and 3CosMul, two baselines that ignore part of the question (Linzen 2016): the
+    nearest neighbour of c (``"only-c"``), and b and c without a (``"ignore-a"``)."""
     cos_a, cos_b, cos_c = cosines.unbind(-1)
     if method == "add":
         return cos_b - cos_a + cos_c
     if method == "mul":
         shift = lambda cos: (cos + 1) / 2  # noqa: E731
         return shift(cos_b) * shift(cos_c) / (shift(cos_a) + 1e-3)
-    raise ValueError(f"unknown analogy method {method!r}: 'add' (3CosAdd) or 'mul' (3CosMul)")
+    if method == "only-c":
+        return cos_c.clone()
+    if method == "ignore-a":
+        return cos_b + cos_c
+    known = ", ".join(f"{key!r} ({name})" for key, name in ANALOGY_METHODS.items())
+    raise ValueError(f"unknown analogy method {method!r}: one of {known}")
 
 
 def analogy_questions(path: str | Path | None = None) -> dict[str, list[tuple[str, str, str, str]]]:
@@ -246,7 +261,7 @@ class AnalogyScore:
         ]
 
     def __str__(self) -> str:
-        rule = {"add": "3CosAdd", "mul": "3CosMul"}.get(self.method, self.method)
+        rule = ANALOGY_METHODS.get(self.method, self.method)
         return (
             f"{self.vectors}, {self.vocabulary:,} words, {rule}: {self.covered:,}/{self.total:,} "
             f"questions ({self.covered / self.total:.0%}), {self.correct():,} right "
@@ -385,6 +400,34 @@ def relation_offsets(vectors: WordVectors, pairs: list[tuple[str, str]]) -> torc
     diffs = torch.stack([vectors[b] - vectors[a] for a, b in pairs])
     diffs = diffs / diffs.norm(dim=1, keepdim=True)
     return diffs @ diffs.T
+
+
+# fmt: off
+def offset_controls(vectors: WordVectors, pairs: list[tuple[str, str]], *,
+                    seed: int = 0) -> dict[str, float]:
+    """Are the offsets ``b - a`` of a relation parallel? The mean cosine between two
+    offsets (``"matched"``, and its ``"min"``), beside two controls: every oriented
+    but mismatched pairing a_i -> b_j, i != j (king -> aunt, man -> queen;
+    ``"mismatched"``, averaged over the n - 1 cyclic shifts), which shares the
+    relation's direction but not its pairs; and random pairs of the same words
+    (``"random"``), which share nothing."""
+    n = len(pairs)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+
+    def mean_cosine(pairing):
+        return relation_offsets(vectors, pairing)[off_diagonal].mean()
+
+    matched = relation_offsets(vectors, pairs)[off_diagonal]
+    mismatched = [mean_cosine([(pairs[i][0], pairs[(i + k) % n][1]) for i in range(n)])
+                  for k in range(1, n)]
+    words = [w for pair in pairs for w in pair]
+    order = torch.randperm(len(words), generator=torch.Generator().manual_seed(seed))
+    shuffled = [words[i] for i in order]
+    random = mean_cosine(list(zip(shuffled[::2], shuffled[1::2])))
+    return {"matched": float(matched.mean()), "min": float(matched.min()),
+            "mismatched": float(torch.stack(mismatched).mean()),
+            "random": float(random)}
+# fmt: on
 
 
 def pca_2d(points: torch.Tensor) -> tuple[torch.Tensor, float]:

@@ -21,7 +21,7 @@ from backbones.experiments.attention import (
     name_job_margins,
     pronoun_job_scores,
 )
-from backbones.experiments.imagenet import per_class_accuracy
+from backbones.experiments.imagenet import HUMAN_TOP5_ERROR, ILSVRC_WINNERS, Winner, per_class_accuracy
 from backbones.experiments.recipe import Trained, adamw_one_cycle, train_recipe
 from backbones.experiments.resnet import SCHEDULES, degradation, gradient_flow, identity_path_open
 from backbones.experiments.se import (
@@ -50,6 +50,9 @@ from backbones.stats import association_test, effect_size, spearman
 
 __all__ = [
     "per_class_accuracy",
+    "ILSVRC_WINNERS",
+    "HUMAN_TOP5_ERROR",
+    "Winner",
     "SCHEDULES",
     "degradation",
     "gradient_flow",

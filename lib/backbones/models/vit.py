@@ -212,16 +212,25 @@ def vit(name: str, **overrides) -> ViT:
     return ViT.from_config(CONFIGS[name], **overrides)
 
 
-def interpolate_position(position: torch.Tensor, grid: int) -> torch.Tensor:
+def interpolate_position(position: torch.Tensor, grid: int, *, mode: str = "bicubic") -> torch.Tensor:
     """Position embeddings ``(1, 1 + g*g, E)`` resized to a ``grid x grid`` patch grid (e.g.
     14 -> 24 when fine-tuning at 384 px): the patch part is reshaped to its 2-D grid and
-    resized bicubically, the [CLS] embedding kept as it is (as the paper does)."""
+    resized, the [CLS] embedding kept as it is (as the paper does).
+
+    The paper says only "2D interpolation". ``mode="linear"`` is its released code's choice
+    (``scipy.ndimage.zoom(..., order=1)``: linear, the corner embeddings kept in place);
+    ``mode="bicubic"`` is torchvision's and timm's."""
+    if mode not in ("bicubic", "linear"):
+        raise ValueError(f"mode must be 'bicubic' or 'linear', not {mode!r}")
     cls, patches = position[:, :1], position[:, 1:]
     old = math.isqrt(patches.shape[1])
     if old * old != patches.shape[1]:
         raise ValueError(f"{patches.shape[1]} patch positions do not form a square grid")
     square = patches.reshape(1, old, old, -1).permute(0, 3, 1, 2)  # (1, E, g, g)
-    resized = F.interpolate(square, size=(grid, grid), mode="bicubic", align_corners=False)
+    if mode == "linear":
+        resized = F.interpolate(square, size=(grid, grid), mode="bilinear", align_corners=True)
+    else:
+        resized = F.interpolate(square, size=(grid, grid), mode="bicubic", align_corners=False)
     return torch.cat([cls, resized.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1)
 
 
