@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import shutil
@@ -79,3 +80,14 @@ def test_chapter_05_offline_says_which_network_ran_not_that_random_weights_were_
     text = html.unescape(re.sub(r"<[^>]+>", " ", (built_html / "chapters" / "05_se_efficientnet.html").read_text()))
     assert "ran: EfficientNet-Lite0 only (B0's weights must be downloaded" in text
     assert "random weights kept" not in text
+
+
+@pytest.mark.book
+def test_chapter_04s_landscape_table_is_what_its_text_says(built_html):
+    """'four to five orders of magnitude below the plain network's': the printed max losses."""
+    import html
+
+    text = html.unescape(re.sub(r"<[^>]+>", " ", (built_html / "chapters" / "04_resnet.html").read_text()))
+    rows = dict(re.findall(r"(plain-56|ResNet-56)\s+[\d.]+\s+([\d.e+]+)\s+\d+%", text))
+    orders = math.log10(float(rows["plain-56"]) / float(rows["ResNet-56"]))
+    assert 4 <= orders <= 5.5, rows

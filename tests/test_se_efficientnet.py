@@ -255,18 +255,40 @@ def test_lite0_preprocess_rejects_floats_and_grey():
 
 
 @pytest.mark.slow
-def test_late_se_gates_are_class_specific_and_early_ones_near_the_untrained_control():
+def test_late_se_gates_are_class_specific_but_no_more_than_the_features_they_squeeze():
     data = bb.load_digits()
-    runs = bb.experiments.se_comparison(data, seeds=(0,), depth=8, steps=120)
+    runs = bb.experiments.se_comparison(data, seeds=(0, 1, 2), depth=8, steps=120, networks=("SE-ResNet",))
     images, labels = data.tensors(split="test")
-    trained = bb.experiments.gate_class_share(bb.experiments.se_gates(runs["SE-ResNet"][0][0], images), labels)
     bb.seed_everything(0)
     untrained = bb.models.CifarResNet(depth=8, in_channels=1, se_reduction=4)
     control = bb.experiments.gate_class_share(bb.experiments.se_gates(untrained, images), labels)
-    first, last = list(trained)[0], list(trained)[-1]
-    assert trained[first] < trained[last]
-    assert trained[last] > 2 * control[last]
-    assert trained[first] < 1.5 * control[first] + 0.1
+    for model, _ in runs["SE-ResNet"]:  # three seeds
+        gates = bb.experiments.gate_class_share(bb.experiments.se_gates(model, images), labels)
+        squeezed = bb.experiments.gate_class_share(bb.experiments.se_gates(model, images, squeezed=True), labels)
+        first, last = list(gates)[0], list(gates)[-1]
+        assert gates[first] < gates[last] and gates[last] > 2 * control[last]
+        assert gates[first] < 1.5 * control[first] + 0.1
+        assert abs(gates[last] - squeezed[last]) < 0.05  # the gates carry their input's class signal, no more
+    last_gates = bb.experiments.se_gates(runs["SE-ResNet"][0][0], images)[last]
+    assert 0.5 < last_gates.mean() < 0.7 and (last_gates > 0.9).float().mean() < 0.3  # not saturated
+
+
+def test_the_squeeze_is_the_blocks_input_averaged_over_h_and_w():
+    torch.manual_seed(0)
+    net = bb.models.CifarResNet(depth=8, in_channels=1, se_reduction=4)
+    images = torch.randn(4, 1, 8, 8)
+    seen = {}
+    blocks = [m for m in net.modules() if isinstance(m, bb.layers.SqueezeExcitation)]
+    hooks = [
+        b.register_forward_pre_hook(lambda m, args, i=i: seen.setdefault(i, args[0])) for i, b in enumerate(blocks)
+    ]
+    squeezed = bb.experiments.se_gates(net, images, squeezed=True)
+    gates = bb.experiments.se_gates(net, images)
+    for hook in hooks:
+        hook.remove()
+    for i, name in enumerate(squeezed):
+        torch.testing.assert_close(squeezed[name], seen[i].mean(dim=(2, 3)))
+        assert squeezed[name].shape == gates[name].shape and not torch.equal(squeezed[name], gates[name])
 
 
 @pytest.mark.slow
@@ -343,3 +365,33 @@ def test_the_se_record_has_the_seeds_the_page_counts(chapter_text):
     text = chapter_text("05_se_efficientnet.ipynb")
     assert "ten seeds were recorded for ResNet-8 and five for ResNet-20" in text
     assert "23.29% top-1 error on ImageNet against 24.80%" in text and "1.5 points" in text  # Hu et al., table 2
+
+
+def test_the_scaling_record_shows_what_the_page_says_of_one_dimension_at_a_time(chapter_text):
+    record = bb.records.load_record("se_efficientnet_runs")
+    accuracy = {}
+    for run in (r for r in record["runs"] if r.get("experiment") == "scaling"):
+        accuracy.setdefault(run["mode"], {}).setdefault(run["macs"], []).append(run["accuracy"])
+    mean = {mode: [sum(v) / len(v) for _, v in sorted(budgets.items())] for mode, budgets in accuracy.items()}
+    (base,) = mean["base"]
+    width, depth, resolution = mean["width"], mean["depth"], mean["resolution"]
+    assert width[0] - base == pytest.approx(0.08, abs=0.015) and width[1] <= width[0] + 0.01  # gains, then no more
+    assert max(depth) <= base and depth[1] < depth[0]  # depth never gains: no saturation to see
+    assert resolution[1] > resolution[0] > width[0]  # still gaining at phi = 2
+    text = chapter_text("05_se_efficientnet.ipynb")
+    assert "width gains about eight points at $\\phi = 1$ and nothing more at $\\phi = 2$" in text
+    assert "depth does not saturate, it never gains" in text
+    assert "depth or width alone saturate quickly" not in text
+
+
+def test_an_accuracy_on_a_hundred_images_is_known_to_about_six_points(chapter_text):
+    low, high = bb.stats.accuracy_interval(0.9, 100)
+    assert (round(low, 4), round(high, 4)) == (0.8256, 0.9448)  # Wilson's interval, by hand
+    assert bb.stats.accuracy_interval(0.0, 10)[0] == pytest.approx(0, abs=1e-12)
+    assert bb.stats.accuracy_interval(1.0, 10)[1] == pytest.approx(1)
+    for accuracy in (0.87, 0.89):  # the page's digits: within each other's intervals
+        low, high = bb.stats.accuracy_interval(accuracy, 100)
+        assert low < 0.90 < high and high - low > 0.1
+    with pytest.raises(ValueError, match="n > 0"):
+        bb.stats.accuracy_interval(0.5, 0)
+    assert "the three probes' 95% intervals overlap almost entirely" in chapter_text("05_se_efficientnet.ipynb")

@@ -1,6 +1,7 @@
 """Statistics the chapters share: the WEAT-style association test (word embeddings, chapter 06,
-and attention, chapter 07) and Spearman's rank correlation (word similarity, chapter 06, and the
-ViT's position embeddings, chapter 09). Imports nothing of the library.
+and attention, chapter 07), Spearman's rank correlation (word similarity, chapter 06, and the
+ViT's position embeddings, chapter 09), and the interval of an accuracy measured on a few test
+images (chapter 05). Imports nothing of the library.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ def effect_size(x: np.ndarray, y: np.ndarray) -> float:
     over the standard deviation of all scores."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     return float((x.mean() - y.mean()) / np.concatenate([x, y]).std())
+
+
+def accuracy_interval(accuracy: float, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of an accuracy measured on ``n`` test items:
+    how far another draw of ``n`` items could move it. Two accuracies whose intervals overlap
+    widely cannot be told apart on this test set."""
+    if n <= 0 or not 0 <= accuracy <= 1:
+        raise ValueError(f"an accuracy in [0, 1] on n > 0 items, not {accuracy} on {n}")
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def spearman(x, y) -> float:

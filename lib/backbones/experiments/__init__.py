@@ -23,7 +23,7 @@ from backbones.experiments.attention import (
 )
 from backbones.experiments.imagenet import HUMAN_TOP5_ERROR, ILSVRC_WINNERS, Winner, per_class_accuracy
 from backbones.experiments.recipe import Trained, adamw_one_cycle, train_recipe
-from backbones.experiments.resnet import SCHEDULES, degradation, gradient_flow, identity_path_open
+from backbones.experiments.resnet import SCHEDULES, degradation, gradient_flow, identity_path_open, padding_mode
 from backbones.experiments.se import (
     excitation_profiles,
     gate_class_share,
@@ -57,6 +57,7 @@ __all__ = [
     "degradation",
     "gradient_flow",
     "identity_path_open",
+    "padding_mode",
     "se_comparison",
     "se_gates",
     "excitation_profiles",

@@ -3,6 +3,9 @@ flows with and without skip connections."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,6 +88,22 @@ def gradient_flow(
         for hook in hooks:
             hook.remove()
     return [x.grad.norm().item() for x in inputs]
+
+
+@contextmanager
+def padding_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
+    """Run ``model``'s padded convolutions with another padding (``"circular"``: the map wraps
+    around, so no tap falls on a border of zeros), the weights unchanged; restored on exit. The
+    control for "the zero padding, not the depth" on small maps."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and any(m.padding)]
+    before = [m.padding_mode for m in convs]
+    for m in convs:
+        m.padding_mode = mode
+    try:
+        yield model
+    finally:
+        for m, old in zip(convs, before):
+            m.padding_mode = old
 
 
 @torch.no_grad()

@@ -22,12 +22,16 @@ def se_comparison(
     lr: float = 0.05,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    networks: tuple[str, ...] = ("ResNet", "SE-ResNet"),
 ) -> dict[str, list[tuple[CifarResNet, float]]]:
     """A CIFAR ResNet with and without SE in every block, trained alike for each seed (same
     initialisation of the shared layers' random stream, data order, schedule). Returns
-    ``{"ResNet": [(model, test accuracy), ...], "SE-ResNet": [...]}``, one entry per seed."""
-    runs: dict[str, list[tuple[CifarResNet, float]]] = {"ResNet": [], "SE-ResNet": []}
+    ``{"ResNet": [(model, test accuracy), ...], "SE-ResNet": [...]}``, one entry per seed
+    (``networks`` trains only some of the two)."""
+    runs: dict[str, list[tuple[CifarResNet, float]]] = {name: [] for name in networks}
     for name, se in (("ResNet", None), ("SE-ResNet", reduction)):
+        if name not in networks:
+            continue
         for seed in seeds:
             trained = train_recipe(
                 lambda: CifarResNet(
@@ -45,15 +49,18 @@ def se_comparison(
 
 
 @torch.no_grad()
-def se_gates(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every SE block's gates for a batch, in evaluation mode: ``{block name: (B, channels)}``."""
+def se_gates(model: nn.Module, images: torch.Tensor, *, squeezed: bool = False) -> dict[str, torch.Tensor]:
+    """Every SE block's gates for a batch, in evaluation mode: ``{block name: (B, channels)}``.
+    ``squeezed=True`` returns what the gates are computed from instead: the block's input
+    averaged over H and W (the squeeze), one number per channel."""
     from backbones.layers.se import SqueezeExcitation
 
-    gates: dict[str, torch.Tensor] = {}
+    found: dict[str, torch.Tensor] = {}
     names = {m: n for n, m in model.named_modules() if isinstance(m, SqueezeExcitation)}
 
     def record(module, args, output):  # returns None: the output is left as it is
-        gates[names[module]] = module.gates(args[0]).flatten(1).cpu()
+        x = args[0]
+        found[names[module]] = (module.avgpool(x) if squeezed else module.gates(x)).flatten(1).cpu()
 
     hooks = [m.register_forward_hook(record) for m in names]
     was_training = model.training
@@ -63,7 +70,7 @@ def se_gates(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return gates
+    return found
 
 
 def excitation_profiles(

@@ -18,25 +18,30 @@ from backbones.stats import spearman
 class Shifted:
     """A loader whose images come shifted by up to ``pixels`` in each direction at random
     (zeros come in at the edge): the one augmentation both networks of :func:`vit_vs_cnn` train
-    with. Shifts a whole batch at once (per image, per item, costs more than the tiny nets)."""
+    with. ``step`` > 1 shifts by its multiples only: ``pixels=2, step=2`` moves a ViT's
+    2-pixel patches by a whole patch or not at all. Shifts a whole batch at once (per image, per
+    item, costs more than the tiny nets)."""
 
-    def __init__(self, loader, pixels: int = 1, *, seed: int = 0):
-        self.loader, self.pixels = loader, pixels
+    def __init__(self, loader, pixels: int = 1, *, step: int = 1, seed: int = 0):
+        if step < 1 or pixels % step:
+            raise ValueError(f"shifts of up to {pixels} pixels cannot come in steps of {step}")
+        self.loader, self.pixels, self.step = loader, pixels, step
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self):
-        p = self.pixels
+        p, step = self.pixels, self.step
         for images, labels in self.loader:
             if p:
                 height, width = images.shape[-2:]
                 padded = F.pad(images, [p] * 4)
-                shifts = torch.randint(0, 2 * p + 1, (len(images), 2), generator=self.generator)
+                # where each crop of the padded batch starts: 0..2p, in steps
+                shifts = step * torch.randint(0, 2 * p // step + 1, (len(images), 2), generator=self.generator)
                 shifted = torch.empty_like(images)
-                for dy in range(2 * p + 1):
-                    for dx in range(2 * p + 1):
+                for dy in range(0, 2 * p + 1, step):
+                    for dx in range(0, 2 * p + 1, step):
                         chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
                         shifted[chosen] = padded[chosen, :, dy : dy + height, dx : dx + width]
                 images = shifted
@@ -92,10 +97,12 @@ def train_one(
     batch_size: int = 64,
     weight_decay: float = 0.05,
     shift: int = 0,
+    shift_step: int = 1,
     evaluate_on=None,
     device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, float]:
-    """Train ``make_model()`` on ``data.train[indices]`` (shifted by up to ``shift`` pixels) with
+    """Train ``make_model()`` on ``data.train[indices]`` (shifted by up to ``shift`` pixels, in
+    steps of ``shift_step``) with
     AdamW and a one-cycle schedule peaking at ``lr``; returns the model and its accuracy on
     ``evaluate_on`` (a dataset; the test set by default)."""
     from torch.utils.data import DataLoader, Subset
@@ -110,7 +117,7 @@ def train_one(
             generator=generator,
         )
         test = DataLoader(evaluate_on if evaluate_on is not None else data.test, batch_size=256)
-        return Shifted(loader, shift, seed=seed), test
+        return Shifted(loader, shift, step=shift_step, seed=seed), test
 
     trained = train_recipe(
         make_model,
@@ -141,12 +148,13 @@ def vit_vs_cnn(
     chosen: dict | None = None,
     steps: int = 300,
     shift: int = 0,
+    shift_step: int = 1,
     device: torch.device | str = "cpu",
     **vit_shape,
 ) -> list[dict]:
     """A small ViT against a CNN of about the same parameter count, trained alike (AdamW,
-    one-cycle, ``steps`` steps, batch 64, the same random shifts of up to ``shift`` pixels) on a
-    fraction of the training pool.
+    one-cycle, ``steps`` steps, batch 64, the same random shifts of up to ``shift`` pixels in
+    steps of ``shift_step``) on a fraction of the training pool.
 
     For each network and fraction the learning rate is the one of ``lrs`` with the best
     validation accuracy (seed 0; the validation images are never trained on), unless ``chosen``
@@ -179,6 +187,7 @@ def vit_vs_cnn(
                             seed=seed,
                             steps=steps,
                             shift=shift,
+                            shift_step=shift_step,
                             device=device,
                             evaluate_on=Subset(data.train, validation),
                         )[1]
@@ -186,7 +195,15 @@ def vit_vs_cnn(
                     }
                     lr = max(sweep, key=sweep.get)
                 model, accuracy = train_one(
-                    make, data, indices, lr=lr, seed=seed, steps=steps, shift=shift, device=device
+                    make,
+                    data,
+                    indices,
+                    lr=lr,
+                    seed=seed,
+                    steps=steps,
+                    shift=shift,
+                    shift_step=shift_step,
+                    device=device,
                 )
                 rows.append(
                     {
