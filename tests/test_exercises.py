@@ -333,3 +333,113 @@ def test_a_declaration_in_a_topic_module_is_all_a_new_exercise_needs(capsys):
         exercises._declared((topic, other))
     with pytest.raises(ValueError, match="kind must be one of"):
         Exercise(name="x", task="", reference=abs, cases=list, mistakes={}, kind="method")
+
+
+# What the engine catches beyond wrong values (issue 27: crashes, side effects, state) --------------
+
+
+def _shape_exercise():
+    from backbones.exercises.core import Case, Exercise, Mistake
+
+    def reference(x, w):
+        return x * w[:, None]
+
+    return Exercise(
+        name="scale_rows",
+        task="scale each row of x by its weight",
+        reference=reference,
+        cases=lambda: [
+            Case("3 rows", (torch.ones(3, 4), torch.arange(3.0))),
+            Case("5 rows", (torch.ones(5, 2), torch.arange(5.0))),
+        ],
+        mistakes={"broadcast": Mistake("put the weights on the rows: w[:, None]", lambda x, w: x * w)},
+    )
+
+
+def test_a_crash_is_named_only_when_a_catalogued_mistake_crashes_the_same_way():
+    from backbones.exercises.core import run_check
+
+    exercise = _shape_exercise()
+    same = run_check(exercise, lambda x, w: x * w)  # the catalogued broadcast error, itself
+    assert same.mistake == "broadcast" and same.raised == "RuntimeError"
+    other = run_check(exercise, lambda x, w: x @ w)  # a RuntimeError of another kind: a matmul's shapes
+    assert other.mistake is None and other.raised == "RuntimeError"
+    assert "put the weights on the rows" not in other.message and "your function raised RuntimeError" in other.message
+
+
+def _model_exercise():
+    from backbones.exercises.core import Case, Exercise
+
+    def reference(model, x):
+        with torch.no_grad():
+            return model(x)
+
+    def cases():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2)).eval()
+        return [Case("a batch of 3", (model, torch.randn(3, 4))), Case("one input", (model, torch.randn(1, 4)))]
+
+    return Exercise(name="apply", task="apply the model", reference=reference, cases=cases, mistakes={})
+
+
+def test_a_model_left_in_training_mode_or_with_hooks_is_named():
+    from backbones.exercises.core import run_check
+
+    exercise = _model_exercise()
+
+    def leaves_dropout_on(model, x):
+        model.train()
+        with torch.no_grad():
+            out = model.eval()(x)
+        model[1].train()
+        return out
+
+    result = run_check(exercise, leaves_dropout_on)
+    assert result.mistake == "side_effect" and "`model.1` in training mode" in result.message
+
+    def leaves_a_hook(model, x):
+        seen = []
+        model[0].register_forward_hook(lambda m, a, out: seen.append(out))
+        with torch.no_grad():
+            return model(x)
+
+    result = run_check(exercise, leaves_a_hook)
+    assert result.mistake == "side_effect" and "1 hook(s) registered on `model.0`" in result.message
+    assert "handle.remove()" in result.message
+
+    def tidy(model, x):
+        was_training = model.training
+        handle = model[0].register_forward_hook(lambda *_: None)
+        try:
+            with torch.no_grad():
+                return model.eval()(x)
+        finally:
+            handle.remove()
+            model.train(was_training)
+
+    assert run_check(exercise, tidy).passed
+
+
+def test_an_answer_that_depends_on_an_earlier_call_is_named():
+    from backbones.exercises.core import Case, Exercise, calls, run_check
+
+    exercise = Exercise(
+        name="double",
+        task="twice x",
+        reference=lambda x: 2 * x,
+        cases=lambda: [Case(f"{n} numbers", (torch.arange(float(n)),)) for n in (2, 3, 4)],
+        mistakes={},
+    )
+    order = [c.label for c in calls(exercise.cases())]
+    assert order == ["2 numbers", "3 numbers", "4 numbers", "3 numbers", "2 numbers", "4 numbers"]
+    assert all(a != b for a, b in zip(order[3:], order[2:]))  # each repeat follows another case
+
+    seen = []
+
+    def remembers(x):  # a running total kept between calls
+        seen.append(x.sum())
+        return 2 * x + (len(seen) > 3) * 1.0
+
+    result = run_check(exercise, remembers)
+    assert result.mistake == "state" and "called again after 4 numbers" in result.message
+    assert "the first call was right" in result.message

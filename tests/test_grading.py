@@ -556,3 +556,31 @@ def test_the_test_yourself_chapter_is_graded(tmp_path):
     assert "Revisit chapter 9, section 1" in rows["wrong"]["vit_tokens"].message
     # typed in (9 answers) or computed from the variant (2, one by a loop), alice's answers pass under her id
     assert all(r.passed for r in rows["computed"].values()), [r for r in rows["computed"].values() if not r.passed]
+
+
+def test_the_grader_names_hooks_a_submission_leaves_registered_as_the_notebook_check_does(tmp_path):
+    """The sandbox sends back what a function did to the models it was given; the grader's copies
+    get the same, so the verdict is the notebook's (issue 27, side effects)."""
+    master = ROOT / "chapters" / "04_resnet.ipynb"
+
+    def leaves_hooks(nb):
+        _replace_in_cell(
+            nb, "def layer_gradient_norms", "        for hook in hooks:\n            hook.remove()", "        pass"
+        )
+
+    path = _variant("hooks", leaves_hooks, tmp_path, base=master)
+    import torch
+
+    import backbones as bb
+    from backbones.exercises.grader import grade
+
+    rows = {row.exercise: row for row in grade(path, master, timeout=60)}
+    row = rows["layer_gradient_norms"]
+    assert not row.passed and "hook(s) registered on `model.layers.0`" in row.message, row.message
+    namespace = {"torch": torch, "bb": bb}
+    source = "".join(
+        c["source"] for c in load_notebook(path)["cells"] if "def layer_gradient_norms" in "".join(c["source"])
+    )
+    exec(source, namespace)  # noqa: S102 - the book's own variant
+    notebook = bb.exercises.run_check(bb.exercises.EXERCISES["layer_gradient_norms"], namespace["layer_gradient_norms"])
+    assert notebook.message == row.message

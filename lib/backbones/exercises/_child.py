@@ -149,6 +149,7 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
             else:
                 pristine = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
                 pristine_kw = {k: a.clone() for k, a in kwargs.items() if isinstance(a, torch.Tensor)}
+                modules = modules_among(args, kwargs)
                 result = fn(*args, **kwargs)
             signal.setitimer(signal.ITIMER_REAL, 0)
             out: dict = {}
@@ -162,6 +163,7 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
                 record["modified"] += [
                     [k, encode(kwargs[k], out)] for k, p in pristine_kw.items() if not same_tensor(p, kwargs[k])
                 ]
+                record["module_effects"] = module_effects(modules, args, kwargs)
             _write(f"{prefix}case_{i}", record, out)
         except _Stop:
             _write(f"{prefix}case_{i}", {"timeout": seconds})
@@ -179,6 +181,42 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
                     "todo": isinstance(error, NotImplementedError) and "raise NotImplementedError" in code,
                 },
             )
+
+
+def module_state(module) -> dict:
+    """What a check expects a function to leave as it found it in a module it was given: each
+    submodule's ``training`` flag and how many hooks it holds, by submodule name."""
+    return {
+        name: (
+            m.training,
+            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks),
+        )
+        for name, m in module.named_modules()
+    }
+
+
+def module_effects(before: dict, args: tuple, kwargs: dict) -> list:
+    """What a call did to the modules among its arguments: ``[slot, submodule, "training", now]``
+    and ``[slot, submodule, "hooks", how many more]``. ``before``: ``{slot: module_state}``."""
+    effects = []
+    for slot, state in before.items():
+        module = args[slot] if isinstance(slot, int) else kwargs.get(slot)
+        after = module_state(module) if hasattr(module, "named_modules") else {}
+        for name, (training, hooks) in state.items():
+            now_training, now_hooks = after.get(name, (training, hooks))
+            if now_training != training:
+                effects.append([slot, name, "training", now_training])
+            if now_hooks > hooks:
+                effects.append([slot, name, "hooks", now_hooks - hooks])
+    return effects
+
+
+def modules_among(args: tuple, kwargs: dict) -> dict:
+    """``{slot: module_state}`` for the arguments that are modules."""
+    import torch
+
+    slots = [(j, a) for j, a in enumerate(args)] + list(kwargs.items())
+    return {slot: module_state(a) for slot, a in slots if isinstance(a, torch.nn.Module)}
 
 
 def same_tensor(before, after) -> bool:

@@ -23,6 +23,7 @@ import copy
 import hashlib
 import inspect
 import math
+import re
 import signal
 import textwrap
 import threading
@@ -245,17 +246,54 @@ def changed_inputs(reference: Callable, case: Case, args: tuple, kwargs: dict) -
     return changed + [name for name in case.kwargs if not _same(case.kwargs[name], kwargs.get(name))]
 
 
+def _message_kind(error: BaseException) -> str:
+    """An error's message with its numbers left out: two crashes of the same kind ("size of
+    tensor a (4) must match ... (3)") read the same, whatever the sizes."""
+    return re.sub(r"\d+", "#", " ".join(str(error).split()))[:300]
+
+
 def _crashing_mistake(exercise: Exercise, case: Case, error: Exception) -> str | None:
-    """The catalogued mistake that raises the same kind of error on this case, if one does."""
+    """The catalogued mistake that crashes the same way on this case (the same exception type
+    *and* the same kind of message), if one does: a shape error of another kind is not it."""
     for key, mistake in exercise.mistakes.items():
         args, kwargs = _fresh(case)
         try:
             exercise.on_case(mistake.wrong)(*args, **kwargs)
-        except type(error):
-            return key
-        except Exception:
-            continue
+        except Exception as theirs:
+            if type(theirs) is type(error) and _message_kind(theirs) == _message_kind(error):
+                return key
     return None
+
+
+def calls(cases: list[Case]) -> list[Case]:
+    """The order a check calls the function in: every case, then every case again, each after a
+    different case than the first time (the cases in reverse, the last one last). An answer that
+    changes on the second call depends on an earlier call: a cache, a global, a modified default.
+    The grader's sandbox runs the same calls."""
+    if len(cases) < 2:
+        return list(cases) * 2
+    return list(cases) + list(cases[-2::-1]) + [cases[-1]]
+
+
+def module_changes(reference: Callable, case: Case, args: tuple, kwargs: dict) -> list[str]:
+    """What a call left changed in the modules it was given: a submodule switched between
+    training and evaluation mode, or hooks left registered (compared with the case)."""
+    from backbones.exercises._child import module_effects, modules_among
+
+    try:
+        names = list(inspect.signature(reference).parameters)
+    except (TypeError, ValueError):
+        names = []
+    changes = []
+    for slot, name, what, value in module_effects(modules_among(case.args, case.kwargs), args, kwargs):
+        argument = slot if isinstance(slot, str) else names[slot] if slot < len(names) else f"argument {slot + 1}"
+        part = f"`{argument}.{name}`" if name else f"`{argument}`"
+        if what == "training":
+            mode = "training" if value else "evaluation"
+            changes.append(f"you left {part} in {mode} mode (it came in {'evaluation' if value else 'training'} mode)")
+        else:
+            changes.append(f"you left {value} hook(s) registered on {part}")
+    return changes
 
 
 def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S, replay: bool = False) -> Result:
@@ -268,7 +306,9 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
     call = fn if replay else exercise.on_case(fn)
     reference = exercise.on_case(exercise.reference)
     cases = exercise.cases()
-    for case in cases:
+    order = calls(cases)
+    for i, case in enumerate(order):
+        again = f", called again after {order[i - 1].label}" if i >= len(cases) else ""
         args, kwargs = _fresh(case)
         expected = reference(*args, **kwargs)
         args, kwargs = _fresh(case)
@@ -295,7 +335,7 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
             )
         except Exception as error:  # the student's own error, reported as theirs
             where = _where_in_student_code(error)
-            message = f"your function raised {type(error).__name__}: {error}{where}, on {case.label}"
+            message = f"your function raised {type(error).__name__}: {error}{where}, on {case.label}{again}"
             key = _crashing_mistake(exercise, case, error)
             if key is not None:  # a catalogued mistake that crashes the same way: name it too
                 return Result(
@@ -317,9 +357,28 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
                 f"tensor (q = q / s, not q /= s or q.div_(s))",
                 mistake="in_place",
             )
+        left = module_changes(exercise.reference, case, args, kwargs)
+        if left:
+            return Result(
+                name,
+                "failed",
+                f"{'; '.join(left)} (on {case.label}). A function given a model must leave it as "
+                f"it found it: restore its mode (was_training = model.training ... "
+                f"model.train(was_training)) and remove its hooks (handle.remove(), in a finally:)",
+                mistake="side_effect",
+            )
         problem = difference(expected, got, rtol=exercise.rtol, atol=exercise.atol)
         if problem is None:
             continue
+        if again:  # right the first time, wrong now: the answer depends on an earlier call
+            return Result(
+                name,
+                "failed",
+                f"on {case.label}{again}, {problem}, where the first call was right: your function "
+                f"keeps something from an earlier call (a cache, a global, a default argument it "
+                f"changes); compute the answer from this call's arguments alone",
+                mistake="state",
+            )
         for key, mistake in exercise.mistakes.items():
             args, kwargs = _fresh(case)
             try:

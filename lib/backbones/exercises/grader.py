@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook
+from backbones.exercises import core
 from backbones.exercises.core import BOOK_ID, Case, Result
 from backbones.exercises.judge import ValueRun, judge_function, judge_value, missing
 from backbones.exercises.reading import (
@@ -171,7 +172,7 @@ def run_functions(reading: Reading, *, timeout: float, library: Path) -> dict[st
     """Every graded function the notebook defines, run on its cases in one child (an exercise the
     child never began gets a child of its own); by check name."""
     jobs = [
-        (check, name, kind, exercise.cases())
+        (check, name, kind, core.calls(exercise.cases()))
         for check, name, exercise, kind in reading.graded
         if kind != "value" and name in reading.defined
     ]

@@ -6,7 +6,8 @@ data, or how the child ended) is replayed to the same engine the notebooks use
 pass or fail, and which catalogued mistake was made, are computed here on plain tensors rebuilt
 from arrays. A function that changed its inputs in place is named for it: the child sends back
 what it did to the case's tensors and the stand-in does the same to the grader's copies, where
-the check sees it (``core.changed_inputs``).
+the check sees it (``core.changed_inputs``); the same for a module it left in another mode or
+with hooks still registered (``core.module_changes``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def replay(run: SandboxRun, function: str, timeout: float, start: int = 0):
                             if value.numel() == target.numel()
                             else torch.full_like(target, float("nan"))
                         )
+            for slot, name, what, value in data.get("module_effects") or []:  # and to its modules
+                target = args[slot] if isinstance(slot, int) and 0 <= slot < len(args) else kwargs.get(str(slot))
+                module = dict(target.named_modules()).get(str(name)) if isinstance(target, torch.nn.Module) else None
+                if module is None:
+                    continue
+                if what == "training":
+                    module.training = bool(value)
+                elif what == "hooks":
+                    for _ in range(min(int(value), 100)):
+                        module.register_forward_hook(lambda *_: None)
             return _child.decode(data["output"], arrays)
         except Exception as error:
             raise SubmissionError(f"the output could not be read back ({str(error)[:200]})") from None
@@ -117,7 +128,9 @@ def missing(exercise: Exercise | ValueExercise, name: str, broken: list[tuple[st
 
 def judge_function(exercise: Exercise, function: str, run: SandboxRun, *, timeout: float) -> Result:
     """A function (or module) exercise, from its sandbox run."""
-    seconds = timeout if run.timed_out and len(run.cases) < len(exercise.cases()) else min(timeout, TIME_LIMIT_S)
+    seconds = (
+        timeout if run.timed_out and len(run.cases) < len(core.calls(exercise.cases())) else min(timeout, TIME_LIMIT_S)
+    )
     result = core.run_check(exercise, replay(run, function, timeout), seconds=seconds, replay=True)
     if result.stopped:  # say which function was running when time ran out
         result = Result(result.exercise, result.status, f"{function}: {result.message}", result.mistake, stopped=True)
