@@ -443,3 +443,78 @@ def test_an_answer_that_depends_on_an_earlier_call_is_named():
     result = run_check(exercise, remembers)
     assert result.mistake == "state" and "called again after 4 numbers" in result.message
     assert "the first call was right" in result.message
+
+
+def test_calling_what_the_exercise_asks_you_to_write_fails_however_it_is_reached():
+    import torch.nn.functional as F
+    from torch.nn.functional import scaled_dot_product_attention as renamed
+
+    from backbones.exercises.core import run_check
+
+    exercise = EXERCISES["attention"]
+
+    def aliased(q, k, v, mask=None):
+        return renamed(q, k, v, attn_mask=mask)
+
+    def through_getattr(q, k, v, mask=None):
+        name = "_".join(("scaled", "dot", "product", "attention"))  # as a string built at run time
+        return getattr(F, name)(q, k, v, attn_mask=mask)
+
+    def through_the_library(q, k, v, mask=None):
+        return bb.layers.attention.scaled_dot_product_attention(q, k, v, mask=mask)
+
+    for student in (aliased, through_getattr, through_the_library):
+        result = run_check(exercise, student)
+        assert result.mistake == "forbidden_call", (student.__name__, result.message)
+        assert "which this exercise asks you to write" in result.message
+    assert "`F.scaled_dot_product_attention`" in run_check(exercise, aliased).message
+
+
+@pytest.mark.parametrize(
+    "name, shortcut",
+    [
+        ("sgns_loss", "lambda centre, context, negatives: bb.word2vec.sgns_loss(centre, context, negatives)"),
+        ("attention_rollout", "lambda attention: bb.models.vit.attention_rollout(list(attention))"),
+        ("patch_tokens", "None"),
+    ],
+)
+def test_the_books_own_functions_are_forbidden_where_they_are_the_exercise(name, shortcut):
+    exercise = EXERCISES[name]
+    assert exercise.forbidden, name
+    assert "Write it yourself: a call to" in getattr(bb.exercises, f"check_{name}").__doc__  # said before checked
+    for dotted in exercise.forbidden:  # every declared name resolves, so a call to it is seen
+        from backbones.exercises._child import _resolve
+
+        assert _resolve(dotted) is not None, dotted
+    if shortcut != "None":
+        result = run_check(exercise, eval(shortcut))  # noqa: S307 - the test's own code
+        assert result.mistake == "forbidden_call", result.message
+
+
+def test_every_master_solution_calls_nothing_its_exercise_forbids():
+    """The chapters' own solutions, read from the notebooks as the grader reads a submission,
+    pass their checks with the forbidden calls watched: the rule rejects shortcuts, not the
+    solution the book teaches."""
+    from pathlib import Path
+
+    from backbones.book import chapter_notebooks, load_notebook
+    from backbones.exercises import graded
+    from backbones.exercises.reading import checks_in, definitions
+
+    root = Path(__file__).resolve().parents[1]
+    seen = set()
+    for master in chapter_notebooks(root):
+        nb = load_notebook(master)
+        checks = checks_in(nb)
+        source, _, broken = definitions(nb, graded={function for _, function in checks})
+        assert not broken, (master.name, broken)
+        namespace: dict = {}
+        exec(compile(source, master.name, "exec"), namespace)  # noqa: S102 - the book's own code
+        for check, function in checks:
+            exercise, kind = graded(check)
+            if kind == "value" or not exercise.forbidden:
+                continue
+            result = run_check(exercise, namespace[function])
+            assert result.passed, (master.name, check, result.message)
+            seen.add(exercise.name)
+    assert seen == {name for name, exercise in EXERCISES.items() if exercise.forbidden}

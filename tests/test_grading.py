@@ -584,3 +584,33 @@ def test_the_grader_names_hooks_a_submission_leaves_registered_as_the_notebook_c
     exec(source, namespace)  # noqa: S102 - the book's own variant
     notebook = bb.exercises.run_check(bb.exercises.EXERCISES["layer_gradient_norms"], namespace["layer_gradient_norms"])
     assert notebook.message == row.message
+
+
+def test_the_grader_fails_a_call_to_what_the_exercise_asks_for_as_the_notebook_does(tmp_path):
+    """A submission whose attention is torch's own, reached through an alias: the sandbox's watch
+    sees it, and the row says so in the notebook check's words (issue 27, item 5)."""
+    import backbones as bb
+    from backbones.exercises.grader import grade
+
+    master = ROOT / "chapters" / "07_attention.ipynb"
+    shortcut = (
+        "    from torch.nn.functional import scaled_dot_product_attention as fast\n"
+        "    return fast(q, k, v, attn_mask=mask)\n"
+    )
+
+    def calls_torch(nb):
+        _replace_in_cell(
+            nb,
+            "def attention(",
+            "    scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5   # (..., L_q, L_k)\n",
+            shortcut,
+        )
+
+    path = _variant("shortcut", calls_torch, tmp_path, base=master)
+    rows = {row.exercise: row for row in grade(path, master, timeout=60)}
+    row = rows["attention"]
+    assert not row.passed and "you called `F.scaled_dot_product_attention`" in row.message, row.message
+    namespace: dict = {}
+    exec("import torch\ndef attention(q, k, v, mask=None):\n" + shortcut, namespace)  # noqa: S102
+    notebook = bb.exercises.run_check(bb.exercises.EXERCISES["attention"], namespace["attention"])
+    assert notebook.message == row.message

@@ -19,7 +19,17 @@ from collections.abc import Callable
 from types import ModuleType
 
 from backbones.exercises import attention, basics, cnn, efficientnet, exam, resnet, transformer, vit, words
-from backbones.exercises.core import Case, Exercise, Mistake, Result, ValueExercise, check, check_value, run_check
+from backbones.exercises.core import (
+    Case,
+    Exercise,
+    Mistake,
+    Result,
+    ValueExercise,
+    check,
+    check_value,
+    run_check,
+    short_name,
+)
 
 # The topic modules, in the book's order: every Exercise and ValueExercise declared in one is an
 # exercise of the book.
@@ -73,7 +83,11 @@ def _check_of(exercise: Exercise | ValueExercise) -> Callable[..., None]:
             check(exercise, fn)
 
         built = " (built, then applied to the case's last argument)" if exercise.kind == "module" else ""
-        function, doc = (check_function, f"Check ``{exercise.name}``{built}: {exercise.task}.")
+        doc = f"Check ``{exercise.name}``{built}: {exercise.task}."
+        if exercise.forbidden:  # say so before the check does
+            names = ", ".join(f"``{short_name(n)}``" for n in exercise.forbidden)
+            doc += f" Write it yourself: a call to {names} fails the check."
+        function = check_function
     function.__name__ = function.__qualname__ = f"check_{exercise.name}"
     function.__doc__ = doc
     return function

@@ -16,6 +16,7 @@ the grader decodes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -133,11 +134,19 @@ def main() -> None:
         open(f"{job['prefix']}started", "w").close()
         cases = torch.load(f"{job['prefix']}inputs.pt", weights_only=False)  # written by the grader
         _run_job(
-            namespace.get(job["function"]), job["function"], job["kind"], cases, job["prefix"], spec["seconds_per_case"]
+            namespace.get(job["function"]),
+            job["function"],
+            job["kind"],
+            cases,
+            job["prefix"],
+            spec["seconds_per_case"],
+            job.get("forbidden", []),
         )
 
 
-def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: float) -> None:
+def _run_job(
+    fn, function: str, kind: str, cases: list, prefix: str, seconds: float, forbidden: list | None = None
+) -> None:
     """Run one exercise's function on its cases, writing ``{prefix}case_N`` for each."""
     import torch
 
@@ -145,15 +154,17 @@ def _run_job(fn, function: str, kind: str, cases: list, prefix: str, seconds: fl
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             if kind == "module":  # build under a fixed seed, then apply to the last argument
-                result = build_and_apply(fn, args, kwargs, name=function)
+                with watching(forbidden or []) as called:
+                    result = build_and_apply(fn, args, kwargs, name=function)
             else:
                 pristine = [a.clone() if isinstance(a, torch.Tensor) else None for a in args]
                 pristine_kw = {k: a.clone() for k, a in kwargs.items() if isinstance(a, torch.Tensor)}
                 modules = modules_among(args, kwargs)
-                result = fn(*args, **kwargs)
+                with watching(forbidden or []) as called:
+                    result = fn(*args, **kwargs)
             signal.setitimer(signal.ITIMER_REAL, 0)
             out: dict = {}
-            record = {"output": encode(result, out, strict=False)}
+            record = {"output": encode(result, out, strict=False), "forbidden": list(called)}
             if kind != "module":  # inputs the function changed in place, sent back as they are now
                 record["modified"] = [
                     [j, encode(a, out)]
@@ -217,6 +228,66 @@ def modules_among(args: tuple, kwargs: dict) -> dict:
 
     slots = [(j, a) for j, a in enumerate(args)] + list(kwargs.items())
     return {slot: module_state(a) for slot, a in slots if isinstance(a, torch.nn.Module)}
+
+
+def _resolve(dotted: str):
+    """``"torch.nn.functional.conv2d"`` -> the object (the longest importable module, then
+    attributes); None when it cannot be found (a library copy without that module)."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                value = getattr(value, attribute)
+        except AttributeError:
+            return None
+        return value
+    return None
+
+
+@contextlib.contextmanager
+def watching(forbidden):
+    """Record which of the ``forbidden`` callables (dotted names) are called inside the block,
+    however they are reached (an alias, ``getattr``, a library function that calls one): Python
+    functions by their code, classes by their ``__init__`` and ``forward``, C functions by
+    identity, through the interpreter's profiling hook. Yields the list of names called."""
+    called: list[str] = []
+    codes, builtins_ = {}, {}
+    for name in forbidden:
+        target = _resolve(name)
+        functions = (
+            [getattr(target, m, None) for m in ("__init__", "forward")] if isinstance(target, type) else [target]
+        )
+        for function in functions:
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                codes[code] = name
+            elif callable(function) and not isinstance(target, type):
+                builtins_[id(function)] = name
+    if not codes and not builtins_:
+        yield called
+        return
+
+    def profile(frame, event, arg):
+        name = None
+        if event == "call":
+            name = codes.get(frame.f_code)
+        elif event == "c_call":
+            name = builtins_.get(id(arg))
+        if name is not None and name not in called:
+            called.append(name)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield called
+    finally:
+        sys.setprofile(previous)
 
 
 def same_tensor(before, after) -> bool:

@@ -101,6 +101,11 @@ def _wrong(**change):
 ATTENTION = Exercise(
     name="attention",
     task="softmax(q k^T / sqrt(d)) v, with a boolean mask (True: may attend)",
+    forbidden=(
+        "torch.nn.functional.scaled_dot_product_attention",
+        "torch.nn.MultiheadAttention",
+        "backbones.layers.attention.scaled_dot_product_attention",
+    ),
     reference=attention,
     cases=_attention_cases,
     mistakes={
@@ -207,6 +212,7 @@ def _heads_cases() -> list[Case]:
 SPLIT_HEADS = Exercise(
     name="split_heads",
     task="(B, T, E) -> (B, H, T, E/H): head h takes features h*d to (h+1)*d of every token",
+    forbidden=("backbones.layers.attention.split_heads",),
     reference=split_heads,
     cases=_heads_cases,
     mistakes={
@@ -251,6 +257,7 @@ def _merge_cases() -> list[Case]:
 MERGE_HEADS = Exercise(
     name="merge_heads",
     task="(B, H, T, d) -> (B, T, H*d), the inverse of split_heads",
+    forbidden=("backbones.layers.attention.merge_heads",),
     reference=merge_heads,
     cases=_merge_cases,
     mistakes={

@@ -109,6 +109,7 @@ def _picked(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 CROSS_ENTROPY = Exercise(
     name="cross_entropy",
     task="the mean over the batch of -log softmax(logits)[label], stable for large logits",
+    forbidden=("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.CrossEntropyLoss"),
     reference=cross_entropy,
     cases=_cross_entropy_cases,
     mistakes={

@@ -29,6 +29,7 @@ def _field(layers, *, plus_one=True, stride_first=False, dilation=True, strides=
 RECEPTIVE_FIELD = Exercise(
     name="receptive_field",
     task="the receptive field (in input pixels) of a stack of (kernel, stride, dilation) layers",
+    forbidden=("backbones.receptive_field.receptive_fields",),
     reference=stack_receptive_field,
     cases=lambda: [
         Case("three 3x3 convolutions", ([(3, 1, 1)] * 3,)),

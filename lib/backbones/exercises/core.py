@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from backbones.exercises._child import watching
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 METADATA_KEY = "backbones_check"
 TIME_LIMIT_S = 10.0
@@ -70,7 +72,9 @@ class Exercise:
     ``nn.Module`` (under seed 0), applies that module to the last argument and compares the
     outputs (:func:`backbones.exercises._child.build_and_apply`, the one runner the notebook and
     the grader's sandbox share). The reference and the mistakes are then builders too.
-    ``section``: where the book teaches it.
+    ``section``: where the book teaches it. ``forbidden``: the functions and classes that would
+    solve the exercise for the student (``"torch.nn.functional.scaled_dot_product_attention"``):
+    a call to one during the student's function fails the check, however it is reached.
     """
 
     name: str
@@ -82,6 +86,7 @@ class Exercise:
     atol: float = 1e-5
     kind: str = "function"
     section: str = ""
+    forbidden: tuple[str, ...] = ()  # dotted names of what would solve it for the student
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -120,6 +125,14 @@ class Result:
 
 class _TimeLimit(Exception):
     pass
+
+
+def short_name(dotted: str) -> str:
+    """How the book writes a name: ``F.conv2d``, ``nn.MultiheadAttention``, ``bb.words.analogy``."""
+    for long, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn."), ("backbones.", "bb.")):
+        if dotted.startswith(long):
+            return short + dotted[len(long) :]
+    return dotted
 
 
 @contextlib.contextmanager
@@ -307,14 +320,22 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
     reference = exercise.on_case(exercise.reference)
     cases = exercise.cases()
     order = calls(cases)
+    # the engine's own functions (the reference, the catalogued mistakes) may use anything
+    trusted = fn is exercise.reference or any(fn is m.wrong for m in exercise.mistakes.values())
+    watched = () if replay or trusted else exercise.forbidden
+    shortcut = None  # the first case on which it called what it is asked to write, and the names
     for i, case in enumerate(order):
         again = f", called again after {order[i - 1].label}" if i >= len(cases) else ""
         args, kwargs = _fresh(case)
         expected = reference(*args, **kwargs)
         args, kwargs = _fresh(case)
         try:
-            with time_limit(seconds):
+            with time_limit(seconds), watching(watched) as called:
                 got = call(*args, **kwargs)
+            if replay:  # the sandbox watched the call; the stand-in hands on what it saw
+                called = list(getattr(fn, "forbidden_calls", None) or [])
+            if called and shortcut is None:
+                shortcut = (case, list(called))
         except NotImplementedError as error:
             if _raised_by_student(error):  # the stub itself, not an operation torch lacks
                 return Result(
@@ -391,6 +412,16 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
             ):
                 return Result(name, "failed", f"{mistake.hint} (on {case.label})", mistake=key)
         return Result(name, "failed", f"on {case.label}, {problem}")
+    if shortcut is not None:  # right answers, reached through what the exercise asks for
+        case, called = shortcut
+        names = " and ".join(f"`{short_name(n)}`" for n in called)
+        return Result(
+            name,
+            "failed",
+            f"your answers are right, but you called {names} (on {case.label}), which this "
+            f"exercise asks you to write: compute it from tensor operations yourself",
+            mistake="forbidden_call",
+        )
     verified = textwrap.fill("; ".join(c.label for c in cases), width=72, initial_indent="   ", subsequent_indent="   ")
     return Result(name, "passed", f"correct on all {len(cases)} cases:\n{verified}")
 

@@ -61,6 +61,7 @@ def _se_cases() -> list[Case]:
 SQUEEZE_EXCITATION = Exercise(
     name="squeeze_excitation",
     task="SE: x * sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2), one gate per image and channel",
+    forbidden=("backbones.layers.se.SqueezeExcitation", "torchvision.ops.SqueezeExcitation"),
     reference=squeeze_excitation,
     cases=_se_cases,
     mistakes={

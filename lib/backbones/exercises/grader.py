@@ -172,16 +172,18 @@ def run_functions(reading: Reading, *, timeout: float, library: Path) -> dict[st
     """Every graded function the notebook defines, run on its cases in one child (an exercise the
     child never began gets a child of its own); by check name."""
     jobs = [
-        (check, name, kind, core.calls(exercise.cases()))
+        (check, name, kind, core.calls(exercise.cases()), getattr(exercise, "forbidden", ()))
         for check, name, exercise, kind in reading.graded
         if kind != "value" and name in reading.defined
     ]
     if not jobs:
         return {}
     try:
-        done = run_exercises(reading.source, [(n, k, c) for _, n, k, c in jobs], timeout=timeout, library=library)
+        done = run_exercises(reading.source, [(n, k, c, f) for _, n, k, c, f in jobs], timeout=timeout, library=library)
     except Exception:  # then each on its own
-        done = [run_exercises(reading.source, [(n, k, c)], timeout=timeout, library=library)[0] for _, n, k, c in jobs]
+        done = [
+            run_exercises(reading.source, [(n, k, c, f)], timeout=timeout, library=library)[0] for _, n, k, c, f in jobs
+        ]
     return {check: run for (check, *_), run in zip(jobs, done)}
 
 

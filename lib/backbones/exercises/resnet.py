@@ -190,6 +190,7 @@ FILTER_NORMALIZE = Exercise(
     name="filter_normalize",
     task="each filter (slice along dim 0) of the direction rescaled to the norm of the same filter of the weight; "
     "zero for biases and BN parameters",
+    forbidden=("backbones.landscape.filter_normalize",),
     reference=filter_normalize,
     cases=_normalize_cases,
     mistakes={

@@ -424,7 +424,7 @@ def run_value_answers(
         return _collect(work, "", len(cases), timed_out, returncode, stopped)
 
 
-def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: float, library: Path) -> list[SandboxRun]:
+def run_exercises(source: str, jobs: list[tuple], *, timeout: float, library: Path) -> list[SandboxRun]:
     """Run several exercises' functions, ``[(function, kind, cases)]``, one after another in one
     child (torch is imported once). Each has its own wall clock of ``timeout`` seconds, started
     when the child marks it begun (a clock that only moves forward: a marker removed or written
@@ -432,8 +432,13 @@ def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: fl
     child never began (it was killed or crashed before) gets a child of its own -- unless the
     definitions themselves never finished, which fails every exercise at once."""
     prefixes = [f"e{k}_" for k in range(len(jobs))]
-    spec = {"jobs": [{"function": f, "kind": kind, "prefix": p} for (f, kind, _), p in zip(jobs, prefixes)]}
-    inputs = {f"{p}inputs.pt": cases for (_, _, cases), p in zip(jobs, prefixes)}
+    spec = {
+        "jobs": [
+            {"function": job[0], "kind": job[1], "prefix": p, "forbidden": list(job[3]) if len(job) > 3 else []}
+            for job, p in zip(jobs, prefixes)
+        ]
+    }
+    inputs = {f"{p}inputs.pt": job[2] for job, p in zip(jobs, prefixes)}
     with _child_process(source, spec, inputs, timeout=timeout, library=library, count=len(jobs)) as (work, watch):
         timed_out, returncode, begun, stopped = watch(len(jobs))
         if stopped == "definitions":
@@ -449,7 +454,7 @@ def run_exercises(source: str, jobs: list[tuple[str, str, list]], *, timeout: fl
             )
             if k <= begun
             else None
-            for k, ((_, _, cases), p) in enumerate(zip(jobs, prefixes))
+            for k, ((_, _, cases, *_), p) in enumerate(zip(jobs, prefixes))
         ]
     for k, run in enumerate(runs):
         if run is None and len(jobs) > 1:  # never begun: on its own, as if it had been alone

@@ -108,6 +108,13 @@ MULTI_HEAD_ATTENTION = Exercise(
     name="multi_head_attention",
     task="nn.MultiheadAttention's forward (batch_first) from its weights: q, k, v = x W_q^T + b_q, ...; split "
     "into heads; attention per head with a (B, T) key mask (True: a real token); merge; output projection",
+    forbidden=(
+        "torch.nn.functional.scaled_dot_product_attention",
+        "torch.nn.functional.multi_head_attention_forward",
+        "torch.nn.MultiheadAttention",
+        "backbones.layers.attention.scaled_dot_product_attention",
+        "backbones.layers.attention.MultiHeadAttention",
+    ),
     reference=multi_head_attention,
     cases=_mha_cases,
     mistakes={
@@ -363,6 +370,7 @@ ENCODER_BLOCK = Exercise(
     name="encoder_block",
     task="the block's forward from block.attention, block.mlp, block.norm1, block.norm2: post-norm "
     "(norm(x + f(x))) when block.norm_first is False, pre-norm (x + f(norm(x))) when True",
+    forbidden=("torch.nn.TransformerEncoderLayer", "backbones.models.transformer.EncoderBlock"),
     reference=encoder_block,
     cases=_encoder_cases,
     mistakes={

@@ -51,6 +51,7 @@ PATCH_TOKENS = Exercise(
     name="patch_tokens",
     task="an image batch (B, C, H, W) as tokens (B, 1 + N, C*p*p): [CLS] first, then the p x p patches in "
     "reading order, each flattened channel first",
+    forbidden=("backbones.models.vit.patchify",),
     reference=patch_tokens,
     cases=_token_cases,
     mistakes={
@@ -122,6 +123,7 @@ PATCH_EMBEDDING = Exercise(
     name="patch_embedding",
     task="a convolution's patch embedding (weight (E, C, p, p), bias (E,), kernel = stride = p) computed as a "
     "linear layer on flattened patches: (B, N, E)",
+    forbidden=("torch.nn.functional.conv2d", "torch.nn.Conv2d"),
     reference=patch_embedding,
     cases=_embed_cases,
     mistakes={
@@ -191,6 +193,7 @@ ROLLOUT = Exercise(
     name="attention_rollout",
     task="attention rollout over layers (L, B, H, T, T): heads averaged, 0.5 A + 0.5 I per layer, rows "
     "renormalised, layers multiplied with the last on the left: (B, T, T)",
+    forbidden=("backbones.models.vit.attention_rollout",),
     reference=rollout,
     cases=_rollout_cases,
     mistakes={

@@ -54,6 +54,7 @@ ANALOGY_SOLVER = Exercise(
     name="analogy_solver",
     task="3CosAdd: for each question (a, b, c), the word x maximising cos(x, b - a + c) over unit "
     "vectors, the three query words excluded; return one index per question",
+    forbidden=("backbones.words.answer_analogies", "backbones.words.analogy", "backbones.words.evaluate_analogies"),
     reference=analogy_solver,
     cases=_analogy_cases,
     mistakes={
@@ -125,6 +126,7 @@ def _loss_cases() -> list[Case]:
 SGNS_LOSS = Exercise(
     name="sgns_loss",
     task="skip-gram negative sampling: mean over pairs of -log sigmoid(u_o . v_c) - sum_k log sigmoid(-u_k . v_c)",
+    forbidden=("backbones.word2vec.sgns_loss",),
     reference=sgns_loss,
     cases=_loss_cases,
     mistakes={
