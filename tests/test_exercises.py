@@ -77,10 +77,11 @@ def test_wrong_shape_type_dtype_device_are_plain(returned, expected_message):
 
 
 def test_unknown_mistake_shows_where_without_the_reference():
-    result = run_check(EXERCISES["cross_entropy"], lambda lg, lb: torch.nn.functional.cross_entropy(lg, lb) + 0.5)
-    assert result.status == "failed" and result.mistake is None
-    assert result.message.startswith("on a batch of 8 with 10 classes, wrong values: expected")
-    assert "log_softmax" not in result.message and "topk" not in result.message
+    exercise = EXERCISES["conv_output_size"]  # no probe: a mistake no rung or probe explains
+    result = run_check(exercise, lambda *args: exercise.reference(*args) + 2)
+    assert result.status == "failed" and result.mistake is None and result.localised is None
+    assert result.message == "on a 5x5 convolution with padding 2 on 32, expected 32, got 34"
+    assert "floor" not in result.message and "look at" not in result.message
 
 
 def test_a_number_where_a_number_is_expected():
@@ -518,3 +519,107 @@ def test_every_master_solution_calls_nothing_its_exercise_forbids():
             assert result.passed, (master.name, check, result.message)
             seen.add(exercise.name)
     assert seen == {name for name, exercise in EXERCISES.items() if exercise.forbidden}
+
+
+def test_every_exercise_is_a_ladder_whose_rungs_say_what_they_add():
+    """The cases run from the simplest up, each later rung saying what it adds and where to look
+    (issue 27, item 1); rungs() refuses a ladder with a rung left unexplained."""
+    from backbones.exercises.core import Case, rungs
+
+    for name, exercise in EXERCISES.items():
+        cases = exercise.cases()
+        assert not cases[0].adds and all(c.adds for c in cases[1:]), name
+    with pytest.raises(ValueError, match="3 cases need 2 descriptions"):
+        rungs([Case("a"), Case("b"), Case("c")], "only one")
+
+
+@pytest.mark.parametrize(
+    "name, student, rung, look",
+    [
+        (  # the issue's square-input assumption: right until a map is not square
+            "squeeze_excitation",
+            "lambda x, w1, b1, w2, b2: x * torch.sigmoid(torch.relu(x.reshape(*x.shape[:2], x.shape[2] ** 2)"
+            ".mean(-1) @ w1.T + b1) @ w2.T + b2)[:, :, None, None]",
+            "maps that are not square",
+            "not a pool of size H or a reshape to H * H",
+        ),
+        (  # excludes b and c but not a: right until the query words are each other's neighbours
+            "analogy_solver",
+            "lambda v, a, b, c: (lambda u: (lambda s: s.index_put_((torch.arange(len(a)), b), torch.tensor(-1e9))"
+            ".index_put_((torch.arange(len(a)), c), torch.tensor(-1e9)).argmax(1))((u[b] - u[a] + u[c]) @ u.T))"
+            "(v / v.norm(dim=1, keepdim=True))",
+            "query words are each other's neighbours",
+            "a, b and c, all three",
+        ),
+        (  # a size fixed to the first case's: right until a case has another
+            "causal_mask",
+            "lambda t: torch.tril(torch.ones(5, 5, dtype=torch.bool))[:t, :t]",
+            "12 tokens",
+            "anything fixed to 5",
+        ),
+    ],
+)
+def test_a_failure_past_the_first_rung_names_the_rung_and_where_to_look(name, student, rung, look):
+    result = run_check(EXERCISES[name], eval(student))  # noqa: S307 - the test's own code
+    assert result.status == "failed" and result.localised == "rung", result.message
+    assert "right on the" in result.message and rung in result.message and look in result.message
+
+
+@pytest.mark.parametrize(
+    "name, student, diagnosis",
+    [
+        (
+            "attention",
+            "lambda q, k, v, mask=None: (q @ k.transpose(-2, -1) / (2 * q.shape[-1] ** 0.5)).masked_fill("
+            "~mask if mask is not None else torch.zeros((), dtype=torch.bool), float('-inf')).softmax(-1) @ v",
+            "your scores are scaled by 0.1768",
+        ),
+        (
+            "attention",
+            "lambda q, k, v, mask=None: (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).masked_fill("
+            "~mask if mask is not None else torch.zeros((), dtype=torch.bool), -1.0).softmax(-1) @ v",
+            "masked keys still get weight",
+        ),
+        (
+            "cross_entropy",
+            "lambda logits, labels: (1 - logits.softmax(1)[torch.arange(len(labels)), labels]).mean()",
+            "not 1 - p(label)",
+        ),
+        (
+            "squeeze_excitation",
+            "lambda x, w1, b1, w2, b2: x * torch.relu(torch.relu(x.mean((2, 3)) @ w1.T + b1) @ w2.T + b2)"
+            "[:, :, None, None]",
+            "your gates are not between 0 and 1",
+        ),
+        (
+            "squeeze_excitation",
+            "lambda x, w1, b1, w2, b2: x * torch.sigmoid(torch.relu(x.mean(3).amax(2) @ w1.T + b1) @ w2.T + b2)"
+            "[:, :, None, None]",
+            "look at the squeeze",
+        ),
+        (
+            "patch_tokens",
+            "lambda im, p, cls: torch.cat([cls.expand(len(im), 1, -1), im.reshape(len(im), im.shape[1], "
+            "im.shape[2] // p, p, im.shape[3] // p, p).permute(0, 2, 4, 3, 1, 5).flatten(3).flatten(1, 2)], 1)",
+            "inside a patch your values are in another order",
+        ),
+    ],
+)
+def test_a_probe_names_the_family_of_a_mistake_the_catalogue_does_not_hold(name, student, diagnosis):
+    """Probes: inputs built so that the output shows the family (v the identity shows attention's
+    weights; pixels that hold their addresses show where a token's values came from)."""
+    result = run_check(EXERCISES[name], eval(student))  # noqa: S307 - the test's own code
+    assert result.status == "failed" and result.mistake is None and result.localised == "probe", result.message
+    assert diagnosis in result.message
+
+
+def test_the_probes_find_nothing_in_the_references():
+    from backbones.exercises.core import _fresh
+
+    for name, exercise in EXERCISES.items():
+        for probe in exercise.probes():
+            got = []
+            for case in probe.cases:
+                args, kwargs = _fresh(case)
+                got.append(exercise.on_case(exercise.reference)(*args, **kwargs))
+            assert probe.diagnose(got, got) is None, (name, probe.label)

@@ -614,3 +614,31 @@ def test_the_grader_fails_a_call_to_what_the_exercise_asks_for_as_the_notebook_d
     exec("import torch\ndef attention(q, k, v, mask=None):\n" + shortcut, namespace)  # noqa: S102
     notebook = bb.exercises.run_check(bb.exercises.EXERCISES["attention"], namespace["attention"])
     assert notebook.message == row.message
+
+
+def test_a_probe_diagnoses_the_same_mistake_in_the_grader_as_in_the_notebook(tmp_path):
+    """A submission whose attention halves the scale that no catalogued mistake makes: the sandbox
+    also runs the probes' inputs, the replay finds their answers, and the row reads as the
+    notebook's check (issue 27, item 2)."""
+    import backbones as bb
+    from backbones.exercises.grader import grade
+
+    master = ROOT / "chapters" / "07_attention.ipynb"
+    halved = "    scores = q @ k.transpose(-2, -1) / (2 * q.shape[-1] ** 0.5)\n"
+
+    def halves(nb):
+        solution = "    scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5   # (..., L_q, L_k)\n"
+        _replace_in_cell(nb, "def attention(", solution, halved)
+
+    path = _variant("halves", halves, tmp_path, base=master)
+    row = {row.exercise: row for row in grade(path, master, timeout=60)}["attention"]
+    assert not row.passed and "your scores are scaled by 0.1768" in row.message, row.message
+    namespace: dict = {}
+    body = halved + (
+        "    if mask is not None:\n"
+        "        scores = scores.masked_fill(~mask, float('-inf'))\n"
+        "    return scores.softmax(dim=-1) @ v\n"
+    )
+    exec("import torch\ndef attention(q, k, v, mask=None):\n" + body, namespace)  # noqa: S102
+    notebook = bb.exercises.run_check(bb.exercises.EXERCISES["attention"], namespace["attention"])
+    assert notebook.localised == "probe" and notebook.message == row.message

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 from backbones.layers.attention import merge_heads, split_heads
 
 # Scaled dot-product attention -------------------------------------------------------------------
@@ -33,23 +33,33 @@ def _attention_cases() -> list[Case]:
     padding[0, ..., 5:] = False  # the first sequence has two padding tokens
     random_mask = torch.rand(3, 6, 9, generator=g) > 0.3
     random_mask[..., 0] = True  # every query may attend to at least one key
-    return [
-        Case("a batch of 2, 5 tokens, d=8", _qkv(0, (2,), 5, 5, 8, 8)),
-        Case("a batch of one, 4 tokens, d=4", _qkv(1, (1,), 4, 4, 4, 4)),
-        Case(
-            "heads (2, 3), 6 queries, 9 keys, values of size 5, a mask",
-            _qkv(2, (2, 3), 6, 9, 16, 5),
-            {"mask": random_mask},
-        ),
-        Case("a padding mask broadcast over heads and queries", _qkv(3, (2, 4), 7, 7, 8, 8), {"mask": padding}),
-        Case("d=256, where the scaling matters most", _qkv(4, (2,), 6, 6, 256, 8)),
-        Case("large scores (q and k of norm ~120), where exp overflows", _qkv(5, (2,), 5, 5, 16, 8, scale=30.0)),
-        Case(
-            "q, k, v that are transposed views (not contiguous), as a model's projections can give",
-            tuple(t.transpose(-2, -1).contiguous().transpose(-2, -1) for t in _qkv(6, (2, 2), 5, 5, 8, 8)),
-        ),
-        Case("float64 inputs, 3 queries, 4 keys", tuple(t.double() for t in _qkv(7, (2,), 3, 4, 8, 6))),
-    ]
+    return rungs(
+        [
+            Case("a batch of 2, 5 tokens, d=8", _qkv(0, (2,), 5, 5, 8, 8)),
+            Case("a batch of one, 4 tokens, d=4", _qkv(1, (1,), 4, 4, 4, 4)),
+            Case(
+                "heads (2, 3), 6 queries, 9 keys, values of size 5, a mask",
+                _qkv(2, (2, 3), 6, 9, 16, 5),
+                {"mask": random_mask},
+            ),
+            Case("a padding mask broadcast over heads and queries", _qkv(3, (2, 4), 7, 7, 8, 8), {"mask": padding}),
+            Case("d=256, where the scaling matters most", _qkv(4, (2,), 6, 6, 256, 8)),
+            Case("large scores (q and k of norm ~120), where exp overflows", _qkv(5, (2,), 5, 5, 16, 8, scale=30.0)),
+            Case(
+                "q, k, v that are transposed views (not contiguous), as a model's projections can give",
+                tuple(t.transpose(-2, -1).contiguous().transpose(-2, -1) for t in _qkv(6, (2, 2), 5, 5, 8, 8)),
+            ),
+            Case("float64 inputs, 3 queries, 4 keys", tuple(t.double() for t in _qkv(7, (2,), 3, 4, 8, 6))),
+        ],
+        "a batch of one and another width (look at any squeeze(), and at anything fixed to d = 8)",
+        "more keys than queries, values of another size, extra batch axes and a mask (look at the "
+        "transpose, k.transpose(-2, -1), not .T or transpose(0, 1); and at the mask: masked_fill(~mask, -inf))",
+        "a mask that broadcasts, (B, 1, 1, T) (look at the mask's use: let it broadcast, do not index or reshape it)",
+        "d = 256 (look at the scale: 1 / sqrt(q.shape[-1]), the size of a query)",
+        "large scores (look at the softmax: exp of large scores overflows; .softmax(dim=-1) subtracts the maximum)",
+        "inputs that are not contiguous (look at .view(): it needs contiguous memory; use .reshape() or none)",
+        "float64 (look at anything that makes a float32 tensor: torch.tensor(...) or torch.ones(...) without dtype)",
+    )
 
 
 def _softmax_attention(
@@ -98,6 +108,96 @@ def _wrong(**change):
     return lambda q, k, v, mask=None: _softmax_attention(q, k, v, mask, **change)
 
 
+def _as_weights(got, expected) -> torch.Tensor | None:
+    """A probe's output as attention weights (v was the identity), or None when it cannot be."""
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape or not got.is_floating_point():
+        return None
+    return got.detach().double()
+
+
+def _diagnose_weights(q, k, got, expected) -> str | None:
+    """v the identity, so attention returns its weights: read their axis and their scale."""
+    w = _as_weights(got, expected)
+    if w is None or not torch.isfinite(w).all():
+        return None
+    seen = "(a probe with v the identity, where attention returns its weights, shows it)"
+    if not torch.allclose(w.sum(-1), torch.ones(()).double(), atol=1e-4):
+        if torch.allclose(w.sum(-2), torch.ones(()).double(), atol=1e-4):
+            return (
+                f"your weights sum to 1 over the queries, not over the keys {seen}:"
+                f" the softmax runs over the last axis of the scores, dim=-1"
+            )
+        if abs(float(w.sum()) - 1) < 1e-4:
+            return (
+                f"your weights sum to 1 over all entries at once {seen}:"
+                f" normalise each query's row over the keys, softmax(dim=-1)"
+            )
+        return (
+            f"your attention weights do not sum to 1 over the keys {seen}:"
+            f" normalise the scores with a softmax over the last axis"
+        )
+    if (w <= 0).any():
+        return None
+    scores = (q @ k.transpose(-2, -1)).double()
+    logs = w.log() - w.log().mean(-1, keepdim=True)
+    centred = scores - scores.mean(-1, keepdim=True)
+    c = float((logs * centred).sum() / (centred * centred).sum())
+    if (logs - c * centred).abs().max() > 1e-3:
+        return (
+            f"your weights are not a softmax of q k^T at any scale {seen}: look at the scores, q @ k.transpose(-2, -1)"
+        )
+    d = q.shape[-1]
+    if abs(c * math.sqrt(d) - 1) < 1e-3:
+        return None  # the weights are right: the mistake is elsewhere
+    for value, what in (
+        (1.0, "not scaled them"),
+        (1 / d, "divided them by d"),
+        (math.sqrt(d), "multiplied them by sqrt(d)"),
+    ):
+        if abs(c - value) < 1e-3 * value:
+            return f"you have {what} {seen}: scale the scores by 1 / sqrt(d), d = q.shape[-1]"
+    return f"your scores are scaled by {c:.4g} {seen}, where 1 / sqrt(d) = {1 / math.sqrt(d):.4g}, d = q.shape[-1]"
+
+
+def _diagnose_mask(mask, got, expected) -> str | None:
+    """v the identity again, now with a mask: where do the masked keys' weights go?"""
+    w = _as_weights(got, expected)
+    if w is None or not torch.isfinite(w).all():
+        return None
+    seen = "(a probe with v the identity shows your weights)"
+    masked, allowed = w[..., ~mask], w[..., mask]
+    if masked.abs().max() < 1e-6:
+        if not torch.allclose(w.sum(-1), torch.ones(()).double(), atol=1e-4):
+            return (
+                f"you zeroed the masked weights after the softmax {seen}, so the rows no longer sum to 1: "
+                f"set the masked scores to -inf before it"
+            )
+        return None
+    if allowed.abs().max() < 1e-6:
+        return f"your mask is inverted {seen}: True means the query may attend to that key"
+    return f"masked keys still get weight {seen}: set the scores where the mask is False to -inf before the softmax"
+
+
+def _attention_probes() -> list[Probe]:
+    g = torch.Generator().manual_seed(123)
+    q, k = torch.randn(1, 4, 8, generator=g) * 0.7, torch.randn(1, 6, 8, generator=g) * 0.7
+    v = torch.eye(6)[None]
+    mask = torch.rand(4, 6, generator=g) > 0.4
+    mask[:, 0] = True
+    return [
+        Probe(
+            "v the identity",
+            (Case("v the identity", (q, k, v)),),
+            lambda got, exp: _diagnose_weights(q, k, got[0], exp[0]),
+        ),
+        Probe(
+            "v the identity, a mask",
+            (Case("v the identity, a mask", (q, k, v), {"mask": mask}),),
+            lambda got, exp: _diagnose_mask(mask, got[0], exp[0]),
+        ),
+    ]
+
+
 ATTENTION = Exercise(
     name="attention",
     task="softmax(q k^T / sqrt(d)) v, with a boolean mask (True: may attend)",
@@ -108,6 +208,7 @@ ATTENTION = Exercise(
     ),
     reference=attention,
     cases=_attention_cases,
+    probes=_attention_probes,
     mistakes={
         "no_scaling": Mistake(
             "no 1/sqrt(d) scaling: divide the scores q k^T by sqrt(d), the size of a query",
@@ -201,12 +302,18 @@ ATTENTION = Exercise(
 
 def _heads_cases() -> list[Case]:
     g = torch.Generator().manual_seed(5)
-    return [
-        Case("a batch of 2, 5 tokens, 12 features, 3 heads", (torch.randn(2, 5, 12, generator=g), 3)),
-        Case("a batch of one, 4 heads of size 2", (torch.randn(1, 7, 8, generator=g), 4)),
-        Case("one head", (torch.randn(3, 4, 6, generator=g), 1)),
-        Case("6 heads of size 4, 9 tokens", (torch.randn(2, 9, 24, generator=g), 6)),
-    ]
+    return rungs(
+        [
+            Case("a batch of 2, 5 tokens, 12 features, 3 heads", (torch.randn(2, 5, 12, generator=g), 3)),
+            Case("a batch of one, 4 heads of size 2", (torch.randn(1, 7, 8, generator=g), 4)),
+            Case("one head", (torch.randn(3, 4, 6, generator=g), 1)),
+            Case("6 heads of size 4, 9 tokens", (torch.randn(2, 9, 24, generator=g), 6)),
+        ],
+        "a batch of one, more heads than a head has features (look at any squeeze(), and at which "
+        "number is the head count and which the head size: d = E // num_heads)",
+        "one head (look at the shape: still (B, 1, T, E))",
+        "6 heads, 9 tokens (look at anything fixed to 3 heads or 5 tokens)",
+    )
 
 
 SPLIT_HEADS = Exercise(
@@ -248,10 +355,19 @@ def _merge_cases() -> list[Case]:
         for case in _heads_cases()
     ]
     g = torch.Generator().manual_seed(6)  # what attention returns: a fresh, contiguous (B, H, T, d)
-    return cases + [
-        Case("attention's output, contiguous (2, 3, 5, 4)", (torch.randn(2, 3, 5, 4, generator=g),)),
-        Case("a contiguous single head (1, 1, 7, 8)", (torch.randn(1, 1, 7, 8, generator=g),)),
-    ]
+    return rungs(
+        cases
+        + [
+            Case("attention's output, contiguous (2, 3, 5, 4)", (torch.randn(2, 3, 5, 4, generator=g),)),
+            Case("a contiguous single head (1, 1, 7, 8)", (torch.randn(1, 1, 7, 8, generator=g),)),
+        ],
+        "a batch of one, more heads than a head has features (look at any squeeze(), and at the order: "
+        "transpose(1, 2) back to (B, T, H, d) before joining the heads)",
+        "one head (look at the shape: (B, T, d) from (B, 1, T, d))",
+        "6 heads, 9 tokens (look at anything fixed to 3 heads or 5 tokens)",
+        "a contiguous input (look at the transpose: it is needed whether or not the input is a view)",
+        "a single contiguous head (look at the transpose and the reshape together: (1, 7, 8))",
+    )
 
 
 MERGE_HEADS = Exercise(
@@ -298,12 +414,12 @@ CAUSAL_MASK = Exercise(
     name="causal_mask",
     task="a (T, T) boolean mask, True where query i may attend to key j: j <= i",
     reference=causal_mask,
-    cases=lambda: [
-        Case("5 tokens", (5,)),
-        Case("a single token", (1,)),
-        Case("2 tokens", (2,)),
-        Case("12 tokens", (12,)),
-    ],
+    cases=lambda: rungs(
+        [Case("5 tokens", (5,)), Case("a single token", (1,)), Case("2 tokens", (2,)), Case("12 tokens", (12,))],
+        "a single token (look at the shape, (1, 1), and the dtype: bool)",
+        "2 tokens (look at the diagonal: a token may attend to itself, j <= i)",
+        "12 tokens (look at anything fixed to 5)",
+    ),
     mistakes={
         "future": Mistake(
             "this lets each token see the future and not the past: True must be on and below the diagonal (torch.tril)",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 
 
 def _logits(batch: int, classes: int, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -40,7 +42,14 @@ def _top_k_cases() -> list[Case]:
         # Make about half the rows correct at top-1, so accuracies are far from 0.
         labels[::2] = logits[::2].argmax(dim=1)
         cases.append(Case(label, (logits, labels), {"k": k}))
-    return cases
+    return rungs(
+        cases,
+        "k > 1 (look at how you test whether the label is among the k highest scores: "
+        "topk(k).indices compared with labels[:, None])",
+        "a batch of one (look at squeeze() and at the axis you take the top k over: the classes, dim 1)",
+        "an odd batch and 1000 classes (look at the mean: divide by this batch's size)",
+        "k equal to the number of classes, where every label is among the top k (look at the comparison)",
+    )
 
 
 def _top_k_hits(logits, labels, k, largest=True):
@@ -94,16 +103,63 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _cross_entropy_cases() -> list[Case]:
-    return [
+    cases = [
         Case("a batch of 8 with 10 classes", (_logits(8, 10, 10), _labels(8, 10, 10))),
         Case("a batch of one", (_logits(1, 5, 11), _labels(1, 5, 11))),
         Case("an odd batch of 7 with 3 classes", (_logits(7, 3, 12, scale=3.0), _labels(7, 3, 12))),
         Case("large logits (around 1000)", (_logits(6, 4, 13, scale=1000.0), _labels(6, 4, 13))),
     ]
+    return rungs(
+        cases,
+        "a batch of one (look at squeeze() and at the axis of the softmax: the classes, dim 1)",
+        "another number of classes and an odd batch (look at anything that assumes 10 classes or an even batch)",
+        "large logits (look at the log-softmax: exp(1000) is inf; subtract each row's maximum, or use logsumexp)",
+    )
 
 
 def _picked(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return values[torch.arange(len(labels)), labels]
+
+
+def _scalar(got) -> float | None:
+    if isinstance(got, torch.Tensor) and got.numel() == 1 and got.is_floating_point():
+        return float(got)
+    return float(got) if isinstance(got, float) else None
+
+
+def _diagnose_uniform(batch: int, classes: int, got, expected) -> str | None:
+    """Equal logits: every class has probability 1/C, so the loss is log C whatever the labels."""
+    value = _scalar(got)
+    if value is None or not math.isfinite(value):
+        return None
+    log_c = math.log(classes)
+    seen = f"(with equal logits every class has probability 1/{classes}, so the loss is log {classes} = {log_c:.4f})"
+    if abs(value - log_c) < 1e-4:
+        return None
+    for wrong, what in (
+        (batch * log_c, f"you summed over the batch {seen}, where yours is {value:.4f}: take the mean over the batch"),
+        (-log_c, f"your loss has the wrong sign {seen}: the loss is minus the log-probability of the label"),
+        (math.log10(classes), f"you took log10 {seen}: the loss uses the natural log"),
+        (1 - 1 / classes, f"you did not take the log {seen}: the loss is -log p(label), not 1 - p(label)"),
+        (1 / classes, f"you did not take the log {seen}: the loss is -log p(label), not p(label)"),
+    ):
+        if abs(value - wrong) < 1e-4:
+            return what
+    return (
+        f"your loss for equal logits is {value:.4f} {seen}:"
+        f" look at the log-softmax, logits minus logsumexp over the classes (dim 1)"
+    )
+
+
+def _cross_entropy_probes() -> list[Probe]:
+    labels = torch.tensor([0, 3, 6, 2, 2])
+    return [
+        Probe(
+            "equal logits",
+            (Case("equal logits, a batch of 5, 7 classes", (torch.zeros(5, 7), labels)),),
+            lambda got, expected: _diagnose_uniform(5, 7, got[0], expected[0]),
+        )
+    ]
 
 
 CROSS_ENTROPY = Exercise(
@@ -112,6 +168,7 @@ CROSS_ENTROPY = Exercise(
     forbidden=("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.CrossEntropyLoss"),
     reference=cross_entropy,
     cases=_cross_entropy_cases,
+    probes=_cross_entropy_probes,
     mistakes={
         "wrong_axis": Mistake(
             "the softmax runs over the batch (dim=0); it must run over the classes (dim=1)",

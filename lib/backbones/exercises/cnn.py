@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, rungs
 from backbones.receptive_field import stack_receptive_field
 
 # Receptive field of a stack -------------------------------------------------------------------
@@ -31,13 +31,19 @@ RECEPTIVE_FIELD = Exercise(
     task="the receptive field (in input pixels) of a stack of (kernel, stride, dilation) layers",
     forbidden=("backbones.receptive_field.receptive_fields",),
     reference=stack_receptive_field,
-    cases=lambda: [
-        Case("three 3x3 convolutions", ([(3, 1, 1)] * 3,)),
-        Case("a single 5x5 convolution", ([(5, 1, 1)],)),
-        Case("three 3x3 convolutions of stride 2", ([(3, 2, 1)] * 3,)),
-        Case("AlexNet's convolutions and pools", (ALEXNET_STACK,)),
-        Case("dilations 1, 2 and 4", ([(3, 1, 1), (3, 1, 2), (3, 1, 4)],)),
-    ],
+    cases=lambda: rungs(
+        [
+            Case("a single 5x5 convolution", ([(5, 1, 1)],)),
+            Case("three 3x3 convolutions", ([(3, 1, 1)] * 3,)),
+            Case("three 3x3 convolutions of stride 2", ([(3, 2, 1)] * 3,)),
+            Case("dilations 1, 2 and 4", ([(3, 1, 1), (3, 1, 2), (3, 1, 4)],)),
+            Case("AlexNet's convolutions and pools", (ALEXNET_STACK,)),
+        ],
+        "a stack of layers (look at how each layer adds (k - 1) times the jump so far)",
+        "strides (look at the jump: the product of the strides of the layers below, updated after each layer)",
+        "dilation (look at the effective kernel: d (k - 1) + 1)",
+        "kernels, strides and pools mixed, as a real network has them (look at the order of your updates)",
+    ),
     mistakes={
         "forgot_plus_one": Mistake(
             "off by one: a single pixel sees itself, so start from 1 (r = 1 + sum of (k - 1) * jump)",
@@ -77,13 +83,19 @@ CONV_PARAMS = Exercise(
     name="conv_params",
     task="the number of parameters of a square 2-D convolution",
     reference=conv_params,
-    cases=lambda: [
-        Case("AlexNet's first layer (3 -> 64, 11x11)", (3, 64, 11, True)),
-        Case("a VGG layer without bias (256 -> 256, 3x3)", (256, 256, 3, False)),
-        Case("a 1x1 convolution (64 -> 128)", (64, 128, 1, True)),
-        Case("a single channel in and out, 7x7", (1, 1, 7, True)),
-        Case("a wide layer (512 -> 512, 3x3)", (512, 512, 3, True)),
-    ],
+    cases=lambda: rungs(
+        [
+            Case("AlexNet's first layer (3 -> 64, 11x11)", (3, 64, 11, True)),
+            Case("a VGG layer without bias (256 -> 256, 3x3)", (256, 256, 3, False)),
+            Case("a 1x1 convolution (64 -> 128)", (64, 128, 1, True)),
+            Case("a single channel in and out, 7x7", (1, 1, 7, True)),
+            Case("a wide layer (512 -> 512, 3x3)", (512, 512, 3, True)),
+        ],
+        "bias=False (look at whether you read the bias argument: no bias, no c_out extra parameters)",
+        "a 1x1 kernel (look at the k * k factor)",
+        "one channel in and out (look at which of c_in and c_out multiplies what)",
+        "a wide layer (look at integer arithmetic: nothing should round or overflow)",
+    ),
     mistakes={
         "forgot_bias": Mistake("forgot the bias: one per output channel", lambda i, o, k, bias=True: i * o * k * k),
         "bias_per_input": Mistake(
@@ -138,11 +150,19 @@ def _block(
 
 def _block_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
-    return [
-        Case("two convolutions, 3 -> 8 channels, 16x16", (3, 8, 2, torch.randn(2, 3, 16, 16, generator=g))),
-        Case("a batch of one, one convolution", (4, 4, 1, torch.randn(1, 4, 8, 8, generator=g))),
-        Case("three convolutions, 8 -> 16 channels, odd size 9x9", (8, 16, 3, torch.randn(2, 8, 9, 9, generator=g))),
-    ]
+    return rungs(
+        [
+            Case("two convolutions, 3 -> 8 channels, 16x16", (3, 8, 2, torch.randn(2, 3, 16, 16, generator=g))),
+            Case("a batch of one, one convolution", (4, 4, 1, torch.randn(1, 4, 8, 8, generator=g))),
+            Case(
+                "three convolutions, 8 -> 16 channels, odd size 9x9", (8, 16, 3, torch.randn(2, 8, 9, 9, generator=g))
+            ),
+        ],
+        "one convolution with as many channels out as in (look at the loop over the convolutions: "
+        "range(num_convs), the first from in_channels, the rest from out_channels)",
+        "three convolutions on an odd size (look at the channels of the second and later convolutions, "
+        "and at the pool: 9x9 pools to 4x4)",
+    )
 
 
 VGG_BLOCK = Exercise(
@@ -192,14 +212,21 @@ CONV_OUTPUT_SIZE = Exercise(
     name="conv_output_size",
     task="the output size (one side) of a convolution or pool: floor((size + 2p - d(k - 1) - 1) / s) + 1",
     reference=conv_output_size,
-    cases=lambda: [
-        Case("a 5x5 convolution with padding 2 on 32", (32, 5, 1, 2, 1)),
-        Case("a single pixel through a 1x1 convolution", (1, 1, 1, 0, 1)),
-        Case("AlexNet's first layer (224, 11x11, stride 4, padding 2)", (224, 11, 4, 2, 1)),
-        Case("a 2x2 pool of stride 2 on an odd size, 9", (9, 2, 2, 0, 1)),
-        Case("a 3x3 convolution of dilation 3 and padding 3 on 16", (16, 3, 1, 3, 3)),
-        Case("ResNet's stem (224, 7x7, stride 2, padding 3)", (224, 7, 2, 3, 1)),
-    ],
+    cases=lambda: rungs(
+        [
+            Case("a 5x5 convolution with padding 2 on 32", (32, 5, 1, 2, 1)),
+            Case("a single pixel through a 1x1 convolution", (1, 1, 1, 0, 1)),
+            Case("AlexNet's first layer (224, 11x11, stride 4, padding 2)", (224, 11, 4, 2, 1)),
+            Case("a 2x2 pool of stride 2 on an odd size, 9", (9, 2, 2, 0, 1)),
+            Case("a 3x3 convolution of dilation 3 and padding 3 on 16", (16, 3, 1, 3, 3)),
+            Case("ResNet's stem (224, 7x7, stride 2, padding 3)", (224, 7, 2, 3, 1)),
+        ],
+        "a 1x1 kernel on one pixel, no padding (look at the + 1: one position fits)",
+        "a stride (look at the division by s and where the + 1 goes: floor(...) / s, then + 1)",
+        "a stride that does not divide evenly (look at the rounding: floor, not round or ceil)",
+        "dilation (look at d (k - 1): the kernel's reach, not k)",
+        "stride 2 with padding on an even size (look at the order: pad, subtract the reach, divide, add 1)",
+    ),
     mistakes={
         "forgot_plus_one": Mistake(
             "off by one: the first window position counts too, so add 1 after dividing by the stride",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import inspect
 import math
@@ -45,11 +46,40 @@ WIDTH = 86  # characters of a printed line that fit the book's page
 
 @dataclass(frozen=True)
 class Case:
-    """One seeded input: positional arguments, keyword arguments, and what makes it special."""
+    """One seeded input: positional arguments, keyword arguments, and what makes it special.
+    An exercise's cases form a ladder, the simplest first; ``adds`` says what this rung adds to
+    the ones before it and where to look when it is the first that breaks ("a mask: look at
+    where the masked scores become -inf")."""
 
     label: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    adds: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An input built to tell families of mistakes apart (``v`` the identity, so attention
+    returns its weights; an image whose pixels are their own positions; a count evaluated where
+    each of its terms can be read off). ``diagnose(got, expected)`` reads the student's outputs on
+    ``cases`` beside the reference's (two lists) and returns the family they show, with where to
+    look, or None when they show nothing."""
+
+    label: str
+    cases: tuple[Case, ...]
+    diagnose: Callable[[list, list], str | None]
+
+
+def rungs(cases: list[Case], *adds: str) -> list[Case]:
+    """``cases`` as a ladder: the first is the simplest; ``adds[i]`` says what ``cases[i + 1]``
+    adds to the rungs below it, and where to look when it is the first that breaks."""
+    if len(adds) != len(cases) - 1 or not all(adds):
+        raise ValueError(f"{len(cases)} cases need {len(cases) - 1} descriptions of what each rung adds")
+    return cases[:1] + [dataclasses.replace(case, adds=a) for case, a in zip(cases[1:], adds)]
+
+
+def _no_probes() -> list[Probe]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -72,7 +102,8 @@ class Exercise:
     ``nn.Module`` (under seed 0), applies that module to the last argument and compares the
     outputs (:func:`backbones.exercises._child.build_and_apply`, the one runner the notebook and
     the grader's sandbox share). The reference and the mistakes are then builders too.
-    ``section``: where the book teaches it. ``forbidden``: the functions and classes that would
+    ``section``: where the book teaches it. ``probes``: inputs that diagnose families of mistakes
+    the catalogue does not name exactly (:class:`Probe`). ``forbidden``: the functions and classes that would
     solve the exercise for the student (``"torch.nn.functional.scaled_dot_product_attention"``):
     a call to one during the student's function fails the check, however it is reached.
     """
@@ -87,6 +118,7 @@ class Exercise:
     kind: str = "function"
     section: str = ""
     forbidden: tuple[str, ...] = ()  # dotted names of what would solve it for the student
+    probes: Callable[[], list[Probe]] = _no_probes
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -109,6 +141,7 @@ class Result:
     status: str
     message: str
     mistake: str | None = None
+    localised: str | None = None  # "rung", "probe" or "form" (type, shape, dtype): where an unnamed mistake was found
     stopped: bool = False  # the time limit ran out (on the case the message names)
     raised: str | None = None  # the exception the student's function raised, by type name
 
@@ -288,6 +321,46 @@ def calls(cases: list[Case]) -> list[Case]:
     return list(cases) + list(cases[-2::-1]) + [cases[-1]]
 
 
+def schedule(exercise: Exercise) -> list[Case]:
+    """Every call a check may make, in order: :func:`calls`, then the probes' inputs (run only
+    when an answer is wrong). The grader's sandbox runs them all, so a replay can answer each."""
+    return calls(exercise.cases()) + [case for probe in exercise.probes() for case in probe.cases]
+
+
+def _probe(
+    exercise: Exercise, call: Callable, reference: Callable, fn: Callable, at: int, seconds: float, replay: bool
+):
+    """The first probe's diagnosis of ``call``, or None (a probe that crashes tells nothing).
+    ``at``: the probes' first index in :func:`schedule`, where a replay finds their answers."""
+    for probe in exercise.probes():
+        start, at = at, at + len(probe.cases)
+        try:
+            expected, got = [], []
+            for j, case in enumerate(probe.cases):
+                args, kwargs = _fresh(case)
+                expected.append(reference(*args, **kwargs))
+                args, kwargs = _fresh(case)
+                if replay:
+                    fn.seek(start + j)
+                with time_limit(seconds):
+                    got.append(call(*args, **kwargs))
+            diagnosis = probe.diagnose(got, expected)
+        except Exception:
+            continue
+        if diagnosis:
+            return diagnosis
+    return None
+
+
+def _rung(order: list[Case], i: int) -> str | None:
+    """Where a ladder localises a failure on ``order[i]``: the rungs below it held, and what it adds."""
+    case = order[i]
+    if i == 0 or not case.adds:
+        return None
+    below = "the simpler case" if i == 1 else f"the {i} simpler cases"
+    return f"right on {below} (up to {order[i - 1].label}), wrong once the cases add {case.adds}"
+
+
 def module_changes(reference: Callable, case: Case, args: tuple, kwargs: dict) -> list[str]:
     """What a call left changed in the modules it was given: a submodule switched between
     training and evaluation mode, or hooks left registered (compared with the case)."""
@@ -366,6 +439,9 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
                     mistake=key,
                     raised=type(error).__name__,
                 )
+            rung = None if again else _rung(order, i)
+            if rung:
+                return Result(name, "failed", f"{rung}. {message}", localised="rung", raised=type(error).__name__)
             return Result(name, "failed", message, raised=type(error).__name__)
         changed = changed_inputs(exercise.reference, case, args, kwargs)
         if changed:
@@ -411,7 +487,15 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
                 and difference(expected, wrong, rtol=exercise.rtol, atol=exercise.atol) is not None
             ):
                 return Result(name, "failed", f"{mistake.hint} (on {case.label})", mistake=key)
-        return Result(name, "failed", f"on {case.label}, {problem}")
+        diagnosis = _probe(exercise, call, reference, fn, len(order), seconds, replay)
+        if diagnosis:
+            return Result(name, "failed", f"{diagnosis}. On {case.label}, {problem}", localised="probe")
+        rung = _rung(order, i)
+        if rung:
+            return Result(name, "failed", f"{rung}: on {case.label}, {problem}", localised="rung")
+        # the output's type, shape, dtype or device: where to look is said, not which values differ
+        form = "form" if re.match(r"(item \d+ of the tuple: )?returned ", problem) else None
+        return Result(name, "failed", f"on {case.label}, {problem}", localised=form)
     if shortcut is not None:  # right answers, reached through what the exercise asks for
         case, called = shortcut
         names = " and ".join(f"`{short_name(n)}`" for n in called)

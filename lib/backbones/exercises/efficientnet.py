@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 from backbones.layers.mbconv import MBConv, make_divisible
 from backbones.layers.se import se_parameters
 from backbones.models.efficientnet import ALPHA, BETA, GAMMA, block_multiply_adds, round_depth
@@ -38,12 +38,12 @@ def _se(x, w1, b1, w2, b2, *, gate=torch.sigmoid, squeeze=True, add=False, biase
 
 
 def _se_cases() -> list[Case]:
-    def case(label, seed, batch, channels, squeeze, size):
+    def case(label, seed, batch, channels, squeeze, size, width=None):
         g = torch.Generator().manual_seed(seed)
         return Case(
             label,
             (
-                torch.randn(batch, channels, size, size, generator=g) + 0.5,
+                torch.randn(batch, channels, size, size if width is None else width, generator=g) + 0.5,
                 torch.randn(squeeze, channels, generator=g) / math.sqrt(channels),
                 torch.randn(squeeze, generator=g) * 0.5,
                 torch.randn(channels, squeeze, generator=g) / math.sqrt(squeeze),
@@ -51,10 +51,67 @@ def _se_cases() -> list[Case]:
             ),
         )
 
+    return rungs(
+        [
+            case("16 channels, squeeze width 4, 8x8 maps, a batch of 2", 0, 2, 16, 4, 8),
+            case("a batch of one, 8 channels, squeeze width 2, odd size 5x5", 1, 1, 8, 2, 5),
+            case("4 channels on 4x4 maps (where a gate on the wrong axis still runs)", 2, 3, 4, 1, 4),
+            case("maps that are not square: 6 channels on 5x7, a batch of 2", 3, 2, 6, 3, 5, 7),
+        ],
+        "a batch of one and an odd size (look at any squeeze(), and at the mean: over H and W, every pixel)",
+        "as many channels as pixels on a side (look at which axis the gates multiply: the channels, "
+        "g[:, :, None, None])",
+        "maps that are not square (look at anything that uses one side for both: mean(dim=(2, 3)), "
+        "not a pool of size H or a reshape to H * H)",
+    )
+
+
+def _diagnose_gates(x, got, expected) -> str | None:
+    """An input that is positive everywhere, not square: SE multiplies each (image, channel) map by
+    one gate in (0, 1), so got / x is constant over the map and lies between 0 and 1."""
+    if not isinstance(got, torch.Tensor) or got.shape != x.shape or not torch.isfinite(got).all():
+        return None
+    seen = "(a probe on a positive 5x7 input shows it)"
+    got, want = got.detach().double(), expected.double()
+    ratio, shift = got / x, got - x
+    constant = lambda t: float((t - t.mean(dim=(2, 3), keepdim=True)).abs().max()) < 1e-5  # noqa: E731
+    if not constant(ratio):
+        if constant(shift):
+            return f"you added the gates to the map {seen}: SE multiplies each channel's map by its gate"
+        return (
+            f"your gate changes from pixel to pixel {seen}: SE computes one gate per image and channel, "
+            f"from the mean over H and W (dim=(2, 3)), and multiplies the whole map by it"
+        )
+    gates = ratio.mean(dim=(2, 3))
+    if (gates <= 0).any() or (gates >= 1).any():
+        return f"your gates are not between 0 and 1 {seen}: the excitation ends with a sigmoid"
+    wanted = (want / x).mean(dim=(2, 3))
+    if torch.allclose(gates, wanted, atol=1e-5):
+        return None  # the gates are right: the mistake is elsewhere
+    if torch.allclose(gates.sort(dim=1).values, wanted.sort(dim=1).values, atol=1e-5):
+        return f"your gates are right but go to the wrong channels {seen}: gate[:, c] scales channel c"
+    return (
+        f"your gates are constant over each map and between 0 and 1, but not SE's {seen}: look at the squeeze "
+        f"(the mean over H and W, dim=(2, 3)) and the two layers: relu(s @ w1.T + b1), then sigmoid(z @ w2.T + b2)"
+    )
+
+
+def _se_probes() -> list[Probe]:
+    g = torch.Generator().manual_seed(77)
+    x = torch.rand(2, 4, 5, 7, generator=g).double() + 0.5
+    weights = (
+        torch.randn(2, 4, generator=g) / 2,
+        torch.randn(2, generator=g) * 0.5,
+        torch.randn(4, 2, generator=g) / 1.4,
+        torch.randn(4, generator=g) * 0.5,
+    )
+    case = Case("a positive 5x7 input", (x.float(), *weights))
     return [
-        case("16 channels, squeeze width 4, 8x8 maps, a batch of 2", 0, 2, 16, 4, 8),
-        case("a batch of one, 8 channels, squeeze width 2, odd size 5x5", 1, 1, 8, 2, 5),
-        case("4 channels on 4x4 maps (where a gate on the wrong axis still runs)", 2, 3, 4, 1, 4),
+        Probe(
+            "a positive 5x7 input",
+            (case,),
+            lambda got, expected: _diagnose_gates(x.float().double(), got[0], expected[0]),
+        )
     ]
 
 
@@ -64,6 +121,7 @@ SQUEEZE_EXCITATION = Exercise(
     forbidden=("backbones.layers.se.SqueezeExcitation", "torchvision.ops.SqueezeExcitation"),
     reference=squeeze_excitation,
     cases=_se_cases,
+    probes=_se_probes,
     mistakes={
         "softmax": Mistake(
             "the gate is a sigmoid: each channel is scaled on its own, in (0, 1); a softmax makes "
@@ -107,17 +165,54 @@ def se_params(channels: int, reduction: int) -> int:
     return se_parameters(channels, channels // reduction)
 
 
+_SE_POINTS = ((8, 1), (16, 1), (16, 2), (32, 4), (64, 8), (24, 3), (48, 16), (40, 5))
+
+
+def _diagnose_se_count(got: list, expected: list) -> str | None:
+    """The count at eight (C, r) read as a C C/r + b C/r + c C + d: a count built from the right
+    pieces in the wrong numbers shows which piece (two weight matrices, a bias of each width)."""
+    if not all(isinstance(g, (int, float)) or (isinstance(g, torch.Tensor) and g.numel() == 1) for g in got):
+        return None
+    features = torch.tensor([[c * (c // r), c // r, c, 1.0] for c, r in _SE_POINTS], dtype=torch.float64)
+    values = torch.tensor([float(g) for g in got], dtype=torch.float64)
+    fit = torch.linalg.lstsq(features, values[:, None]).solution[:, 0]
+    if (features @ fit - values).abs().max() > 1e-6 * values.abs().max().clamp_min(1):
+        return None  # not a sum of these pieces: nothing to say
+    a, b, c, d = (round(float(x), 3) for x in fit)
+    wrong = []
+    if a != 2:
+        wrong.append(f"{a:g} weight matrices of C x C/r (there are two: C -> C/r, then C/r -> C)")
+    if b != 1:
+        wrong.append(f"{b:g} bias(es) of width C/r (the first layer has one)")
+    if c != 1:
+        wrong.append(f"{c:g} bias(es) of width C (the second layer has one)")
+    if d != 0:
+        wrong.append(f"{d:g} parameters more that depend on neither C nor r")
+    if not wrong:
+        return None
+    return "your count has " + "; ".join(wrong) + " (read off your answers at eight (C, r) pairs)"
+
+
 SE_PARAMS = Exercise(
     name="se_params",
     task="the parameters of an SE block on C channels with reduction r (two FC layers with biases, C -> C/r -> C)",
     reference=se_params,
-    cases=lambda: [
-        Case("SE-ResNet-50's last stage: C = 2048, r = 16", (2048, 16)),
-        Case("C = 256, r = 16", (256, 16)),
-        Case("C = 64, r = 4", (64, 4)),
-        Case("C = 96, r = 8", (96, 8)),
-        Case("a single squeeze unit: C = 16, r = 16", (16, 16)),
+    probes=lambda: [
+        Probe("the count's terms", tuple(Case(f"C = {c}, r = {r}", (c, r)) for c, r in _SE_POINTS), _diagnose_se_count)
     ],
+    cases=lambda: rungs(
+        [
+            Case("SE-ResNet-50's last stage: C = 2048, r = 16", (2048, 16)),
+            Case("C = 256, r = 16", (256, 16)),
+            Case("C = 64, r = 4", (64, 4)),
+            Case("C = 96, r = 8", (96, 8)),
+            Case("a single squeeze unit: C = 16, r = 16", (16, 16)),
+        ],
+        "another width (look at anything fixed to 2048)",
+        "another reduction r (look at C // r: the squeeze's width)",
+        "C = 96, r = 8 (look at the biases: C // r of the first layer, C of the second)",
+        "a single squeeze unit (look at C // r = 1: the layers still have weights and biases)",
+    ),
     mistakes={
         "no_reduction": Mistake("the bottleneck is C/r wide, not C", lambda c, r: 2 * c * c + 2 * c),
         "reduction_twice": Mistake(
@@ -174,13 +269,20 @@ MBCONV_COST = Exercise(
     name="mbconv_cost",
     task="(parameters, multiply-adds) of an MBConv block's convolutions without SE (no biases: BN follows each)",
     reference=mbconv_cost,
-    cases=lambda: [
-        Case("B0's stage 3 first block: 24 -> 40, t = 6, 5x5, stride 2, on 56x56", (24, 40, 6, 5, 2, 56)),
-        Case("B0's first block: 32 -> 16, t = 1 (no expansion), 3x3, on 112x112", (32, 16, 1, 3, 1, 112)),
-        Case("a repeated block: 40 -> 40, t = 6, 5x5, stride 1, on 28x28", (40, 40, 6, 5, 1, 28)),
-        Case("stride 2 on an odd size: 16 -> 24, t = 6, 3x3, on 15x15", (16, 24, 6, 3, 2, 15)),
-        Case("a single pixel: 16 -> 16, t = 6, 3x3, on a 1x1 map", (16, 16, 6, 3, 1, 1)),
-    ],
+    cases=lambda: rungs(
+        [
+            Case("a repeated block: 40 -> 40, t = 6, 5x5, stride 1, on 28x28", (40, 40, 6, 5, 1, 28)),
+            Case("B0's stage 3 first block: 24 -> 40, t = 6, 5x5, stride 2, on 56x56", (24, 40, 6, 5, 2, 56)),
+            Case("B0's first block: 32 -> 16, t = 1 (no expansion), 3x3, on 112x112", (32, 16, 1, 3, 1, 112)),
+            Case("stride 2 on an odd size: 16 -> 24, t = 6, 3x3, on 15x15", (16, 24, 6, 3, 2, 15)),
+            Case("a single pixel: 16 -> 16, t = 6, 3x3, on a 1x1 map", (16, 16, 6, 3, 1, 1)),
+        ],
+        "stride 2 and more channels out than in (look at the map each layer runs on: the expansion on "
+        "the input's size, the depthwise and projection on the strided size; and at c_in against c_out)",
+        "t = 1, no expansion layer (look at the 1x1 expansion: it is absent, not a C x C layer)",
+        "stride 2 on an odd size (look at the strided size: ceil(15 / 2) = 8 with padding k // 2)",
+        "a 1x1 map (look at anything that assumes the map has more than one pixel)",
+    ),
     mistakes={
         "full_depthwise": Mistake(
             "the depthwise convolution has one k x k filter per channel (groups = channels): "
@@ -241,12 +343,17 @@ COMPOUND_SCALING = Exercise(
     task="a stage scaled by phi: (channels to a multiple of 8, layers rounded up, resolution) with "
     "alpha = 1.2 (depth), beta = 1.1 (width), gamma = 1.15 (resolution)",
     reference=compound_scale,
-    cases=lambda: [
-        Case("B0's stage 3 (40 channels, 2 layers) at 224 px, phi = 1", (40, 2, 224, 1.0)),
-        Case("B0's stage 6 (192 channels, 4 layers) at 224 px, phi = 3", (192, 4, 224, 3.0)),
-        Case("a 24-channel stage of 2 layers, phi = 2", (24, 2, 224, 2.0)),
-        Case("a 16-channel stage of a single layer, phi = 5", (16, 1, 224, 5.0)),
-    ],
+    cases=lambda: rungs(
+        [
+            Case("B0's stage 3 (40 channels, 2 layers) at 224 px, phi = 1", (40, 2, 224, 1.0)),
+            Case("B0's stage 6 (192 channels, 4 layers) at 224 px, phi = 3", (192, 4, 224, 3.0)),
+            Case("a 24-channel stage of 2 layers, phi = 2", (24, 2, 224, 2.0)),
+            Case("a 16-channel stage of a single layer, phi = 5", (16, 1, 224, 5.0)),
+        ],
+        "phi = 3 (look at the powers: alpha ** phi, not alpha * phi or 1 + phi (alpha - 1))",
+        "another stage (look at the rounding of channels: to the nearest multiple of 8, never more than 10% below)",
+        "phi = 5 on a single layer (look at the depth: rounded up, ceil(layers * alpha ** phi))",
+    ),
     mistakes={
         "no_rounding": Mistake(
             "round channels to the nearest multiple of 8 (never more than 10% down), as make_divisible does",

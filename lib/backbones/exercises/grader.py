@@ -172,7 +172,7 @@ def run_functions(reading: Reading, *, timeout: float, library: Path) -> dict[st
     """Every graded function the notebook defines, run on its cases in one child (an exercise the
     child never began gets a child of its own); by check name."""
     jobs = [
-        (check, name, kind, core.calls(exercise.cases()), getattr(exercise, "forbidden", ()))
+        (check, name, kind, core.schedule(exercise), getattr(exercise, "forbidden", ()))
         for check, name, exercise, kind in reading.graded
         if kind != "value" and name in reading.defined
     ]

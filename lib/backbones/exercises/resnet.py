@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 from backbones.landscape import filter_normalize
 from backbones.models.resnet import BasicBlock, PadShortcut, conv1x1
 
@@ -55,7 +55,13 @@ def _block_cases() -> list[Case]:
         block = _block(c_in, c_out, stride, shortcut, seed)
         x = torch.randn(batch, c_in, size, size, generator=torch.Generator().manual_seed(seed + 10))
         cases.append(Case(label, (x, block)))
-    return cases
+    return rungs(
+        cases,
+        "a batch of one (look at any squeeze(): a batch of one must stay (1, C, H, W))",
+        "stride 2 and a projection shortcut (look at the shortcut: block.downsample(x), not x, when it is set; "
+        "the odd size must give 4x4)",
+        "the option-A shortcut (look at block.downsample: call it, whatever it is, and add before the last ReLU)",
+    )
 
 
 def _branch(x, b, relu_between=True):
@@ -113,14 +119,22 @@ def chain_gradient(local_gradients: torch.Tensor, skip: bool) -> torch.Tensor:
 
 def _chain_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
-    return [
-        Case("20 layers without skips", (0.5 + torch.rand(20, generator=g) * 0.4, False)),
-        Case("20 layers with skips", (0.5 + torch.rand(20, generator=g) * 0.4, True)),
-        Case("a chain of one layer", (torch.tensor([0.3]), True)),
-        Case("56 small local gradients without skips (they vanish)", (torch.full((56,), 0.2), False)),
-        Case("56 small local gradients with skips", (torch.full((56,), 0.02), True)),
-        Case("negative local gradients", (torch.tensor([-0.5, 0.8, -1.2, 0.3]), False)),
-    ]
+    return rungs(
+        [
+            Case("20 layers without skips", (0.5 + torch.rand(20, generator=g) * 0.4, False)),
+            Case("20 layers with skips", (0.5 + torch.rand(20, generator=g) * 0.4, True)),
+            Case("a chain of one layer", (torch.tensor([0.3]), True)),
+            Case("56 small local gradients without skips (they vanish)", (torch.full((56,), 0.2), False)),
+            Case("56 small local gradients with skips", (torch.full((56,), 0.02), True)),
+            Case("negative local gradients, an odd number of them", (torch.tensor([-0.5, 0.8, -1.2, -0.3]), False)),
+        ],
+        "skips (look at each factor: a skip makes it 1 + the local gradient)",
+        "a chain of one layer (look at the first factor and at what the product starts from: 1)",
+        "56 small factors, whose product is ~1e-39 (look at anything that rounds, clamps or sums logs "
+        "of the factors: a log of a factor is not defined when it is negative or zero)",
+        "skips over small factors (look at 1 + g: the product stays near 1)",
+        "negative local gradients (look at abs() or squares: the sign must survive)",
+    )
 
 
 CHAIN_GRADIENT = Exercise(
@@ -169,13 +183,19 @@ def _normalize_cases() -> list[Case]:
     def pair(*shape):
         return torch.randn(*shape, generator=g), torch.randn(*shape, generator=g) * 0.3
 
-    return [
-        Case("a convolution weight (8, 4, 3, 3)", pair(8, 4, 3, 3)),
-        Case("a linear weight (10, 16)", pair(10, 16)),
-        Case("a single filter (1, 3, 3, 3)", pair(1, 3, 3, 3)),
-        Case("a bias (8,)", pair(8)),
-        Case("a batch-norm weight (16,)", pair(16)),
-    ]
+    return rungs(
+        [
+            Case("a convolution weight (8, 4, 3, 3)", pair(8, 4, 3, 3)),
+            Case("a linear weight (10, 16)", pair(10, 16)),
+            Case("a single filter (1, 3, 3, 3)", pair(1, 3, 3, 3)),
+            Case("a bias (8,)", pair(8)),
+            Case("a batch-norm weight (16,)", pair(16)),
+        ],
+        "a 2-D weight (look at the axes you take the norm over: every axis but the first, however many)",
+        "a single filter (look at any squeeze(): a (1, 3, 3, 3) weight must keep its shape)",
+        "a 1-D bias (look at the rule for 1-D parameters: Li et al. set the direction to zero)",
+        "another 1-D parameter (look at what decides '1-D': weight.dim() == 1, not the name)",
+    )
 
 
 def _norms(t: torch.Tensor, dims) -> torch.Tensor:
@@ -186,6 +206,44 @@ def _filter_dims(w):
     return tuple(range(1, w.ndim))
 
 
+def _diagnose_filter_norms(direction, weight, got: list, expected: list) -> str | None:
+    """Each filter of the result must have the norm of the weight's filter and the direction's
+    filter's direction: filters of very different norms show which of the two is off."""
+    out = got[0]
+    if not isinstance(out, torch.Tensor) or out.shape != weight.shape or not torch.isfinite(out).all():
+        return None
+    out = out.detach().double()
+    seen = "(a probe whose weight filters have norms 1, 10 and 100)"
+    norms = out.flatten(1).norm(dim=1)
+    wanted = weight.double().flatten(1).norm(dim=1)
+    if not torch.allclose(norms, wanted, rtol=1e-4):
+        shown = ", ".join(f"{n:.3g}" for n in norms.tolist())
+        return (
+            f"your filters have norms {shown} {seen}, where the weight's filters have 1, 10 and 100: "
+            f"take one norm per filter, over every axis but the first, and divide by the direction's"
+        )
+    cosine = torch.nn.functional.cosine_similarity(out.flatten(1), direction.double().flatten(1), dim=1)
+    if not torch.allclose(cosine, torch.ones_like(cosine), atol=1e-5):
+        return (
+            f"your filters have the right norms but not the direction's directions {seen}:"
+            f" rescale each filter of the direction"
+        )
+    return None
+
+
+def _normalize_probes() -> list[Probe]:
+    g = torch.Generator().manual_seed(5)
+    weight = torch.randn(3, 2, 2, 2, generator=g)
+    weight = (
+        weight
+        / weight.flatten(1).norm(dim=1)[:, None, None, None]
+        * torch.tensor([1.0, 10.0, 100.0])[:, None, None, None]
+    )
+    direction = torch.randn(3, 2, 2, 2, generator=g)
+    case = Case("weight filters of norms 1, 10 and 100", (direction, weight))
+    return [Probe("filter norms", (case,), lambda got, exp: _diagnose_filter_norms(direction, weight, got, exp))]
+
+
 FILTER_NORMALIZE = Exercise(
     name="filter_normalize",
     task="each filter (slice along dim 0) of the direction rescaled to the norm of the same filter of the weight; "
@@ -193,6 +251,7 @@ FILTER_NORMALIZE = Exercise(
     forbidden=("backbones.landscape.filter_normalize",),
     reference=filter_normalize,
     cases=_normalize_cases,
+    probes=_normalize_probes,
     mistakes={
         "layer_wise": Mistake(
             "you normalised the whole layer at once; Li et al. normalise each filter "
@@ -290,7 +349,14 @@ def _mlp_cases() -> list[Case]:
                 ),
             )
         )
-    return cases
+    return rungs(
+        cases,
+        "residual layers (look at where the hook sits: on each of model.layers, whatever its forward does)",
+        "12 layers whose bottom gradients are ~1e-10 (look at the order, bottom layer first, and at "
+        "anything that rounds or clamps small norms)",
+        "a deeper residual model (look at the number of norms: one per layer)",
+        "a batch of one (look at the loss: cross-entropy, the mean over the batch)",
+    )
 
 
 GRADIENT_NORMS = Exercise(
@@ -365,15 +431,24 @@ def _products(jacobians, *, order="right", identity="matrix", outside=False, ele
 
 def _jacobian_cases() -> list[Case]:
     g = torch.Generator().manual_seed(3)
-    return [
-        Case("6 layers of 3x3 Jacobians of scale 0.3", (0.3 * torch.randn(6, 3, 3, generator=g),)),
-        Case("a single layer, 2x2", (torch.randn(1, 2, 2, generator=g),)),
-        Case(
-            "20 layers, 4x4, small Jacobians (the plain product vanishes)", (0.1 * torch.randn(20, 4, 4, generator=g),)
-        ),
-        Case("the cancelling case: every J close to -I", (-torch.eye(3) + 0.05 * torch.randn(5, 3, 3, generator=g),)),
-        Case("float64 Jacobians, 4 layers", (0.5 * torch.randn(4, 3, 3, generator=g, dtype=torch.float64),)),
-    ]
+    return rungs(
+        [
+            Case("6 layers of 3x3 Jacobians of scale 0.3", (0.3 * torch.randn(6, 3, 3, generator=g),)),
+            Case("a single layer, 2x2", (torch.randn(1, 2, 2, generator=g),)),
+            Case(
+                "20 layers, 4x4, small Jacobians (the plain product vanishes)",
+                (0.1 * torch.randn(20, 4, 4, generator=g),),
+            ),
+            Case(
+                "the cancelling case: every J close to -I", (-torch.eye(3) + 0.05 * torch.randn(5, 3, 3, generator=g),)
+            ),
+            Case("float64 Jacobians, 4 layers", (0.5 * torch.randn(4, 3, 3, generator=g, dtype=torch.float64),)),
+        ],
+        "a single layer of another size (look at the identity: torch.eye of the Jacobians' size, not 3)",
+        "20 layers (look at the order of the product: the last layer's Jacobian on the left)",
+        "Jacobians close to -I (look at I + J: with skips, these cancel to near zero)",
+        "float64 (look at the identity's dtype: make it like the Jacobians', eye(n, dtype=J.dtype))",
+    )
 
 
 JACOBIAN_PRODUCTS = Exercise(
@@ -440,7 +515,12 @@ def _preact_cases() -> list[Case]:
     ]:
         x = torch.randn(batch, c_in, size, size, generator=torch.Generator().manual_seed(seed + 10))
         cases.append(Case(label, (x, _preact_block(c_in, c_out, stride, seed))))
-    return cases
+    return rungs(
+        cases,
+        "a batch of one (look at any squeeze(): a batch of one must stay (1, C, H, W))",
+        "stride 2 and a projection shortcut (look at what the shortcut reads: the pre-activated input, "
+        "relu(bn1(x)), when the shape changes)",
+    )
 
 
 def _preact(x, b, *, first=True, final_relu=False, raw_shortcut=False, skip=True, inner=True):

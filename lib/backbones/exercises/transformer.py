@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 from backbones.models.transformer import EncoderBlock, SinusoidalPositionalEncoding
 
 # Multi-head attention, with nn.MultiheadAttention's weights -----------------------------------------
@@ -97,7 +97,14 @@ def _mha_cases() -> list[Case]:
             0.1 * torch.randn(embed, generator=g),
         )
         cases.append(Case(label, (x, *weights, heads), {"mask": _padding(batch, length, g)} if masked else {}))
-    return cases
+    return rungs(
+        cases,
+        "a batch of one and 2 heads (look at any squeeze(), and at anything fixed to 3 heads or width 12)",
+        "a padding mask (B, T) (look at how it reaches the scores: mask[:, None, None, :], True where a "
+        "key may be attended to, -inf elsewhere, before the softmax)",
+        "a mask with 4 heads (look at the mask's broadcast over heads and queries)",
+        "one head (look at the split and merge: with one head they change nothing but the shape)",
+    )
 
 
 def _wrong_mha(**change):
@@ -186,16 +193,85 @@ def _per_column(length, dim):
     return torch.where(j % 2 == 0, torch.sin(angles), torch.cos(angles))
 
 
+def _diagnose_encoding(got: list, expected: list) -> str | None:
+    """Position 0 gives sin 0 = 0 and cos 0 = 1; position 1 gives each pair's frequency."""
+    pe, want = got[0], expected[0]
+    if not isinstance(pe, torch.Tensor) or pe.shape != want.shape or not pe.is_floating_point():
+        return None
+    pe = pe.detach().double()
+    seen = "(read off your rows for positions 0 and 1, dim 8)"
+    zero = pe[0]
+    if not torch.allclose(zero, want[0].double(), atol=1e-5):
+        if torch.allclose(zero, 1 - want[0].double(), atol=1e-5):
+            return f"your sines and cosines are swapped {seen}: sin in the even columns (2i), cos in the odd (2i + 1)"
+        if torch.allclose(zero, torch.tensor([0.0] * 4 + [1.0] * 4, dtype=zero.dtype), atol=1e-5):
+            return (
+                f"your sines fill the first half and your cosines the second {seen}:"
+                f" they interleave, column 2i and 2i + 1"
+            )
+        return f"your row for position 0 is not sin 0 = 0, cos 0 = 1 in turn {seen}: positions start at 0"
+    sines, cosines = pe[1, 0::2], pe[1, 1::2]
+    if not torch.allclose(sines**2 + cosines**2, torch.ones_like(sines), atol=1e-5):
+        return f"your sine and cosine of a pair use different angles {seen}: each pair shares one frequency"
+    frequency = torch.atan2(sines, cosines)
+    wanted = 10000 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+    if torch.allclose(frequency, wanted, atol=1e-5):
+        return None
+    shown = ", ".join(f"{f:.4g}" for f in frequency.tolist())
+    return (
+        f"your pairs' frequencies are {shown} {seen}, where 10000^(-2i/dim) gives "
+        f"{', '.join(f'{f:.4g}' for f in wanted.tolist())}: look at the exponent, -2i / dim with i the pair"
+    )
+
+
+def _diagnose_rotation(offset: int, dim: int, got: list, expected: list) -> str | None:
+    """M must be block-diagonal, a rotation by offset x frequency in each (2i, 2i + 1) pair."""
+    m = got[0]
+    if not isinstance(m, torch.Tensor) or m.shape != (dim, dim) or not m.is_floating_point():
+        return None
+    m = m.detach().double()
+    seen = f"(read off your matrix for offset {offset}, dim {dim})"
+    pairs = torch.zeros(dim, dim, dtype=torch.bool)
+    for i in range(0, dim, 2):
+        pairs[i : i + 2, i : i + 2] = True
+    if m[~pairs].abs().max() > 1e-6:
+        return (
+            f"your matrix mixes columns of different pairs {seen}:"
+            f" only (2i, 2i + 1) belong together, as the encoding interleaves them"
+        )
+    blocks = [m[i : i + 2, i : i + 2] for i in range(0, dim, 2)]
+    if any(not torch.allclose(b @ b.T, torch.eye(2, dtype=b.dtype), atol=1e-5) for b in blocks):
+        return f"your 2x2 blocks are not rotations {seen}: [[cos a, sin a], [-sin a, cos a]]: look at the signs"
+    angles = torch.tensor([math.atan2(float(b[0, 1]), float(b[0, 0])) for b in blocks])
+    wanted = torch.tensor(
+        [math.atan2(math.sin(a), math.cos(a)) for a in (offset * 10000 ** (-i / dim) for i in range(0, dim, 2))]
+    )
+    if torch.allclose(angles, wanted, atol=1e-5):
+        return None
+    if torch.allclose(angles, -wanted, atol=1e-5):
+        return f"your blocks rotate backwards {seen}: M @ PE[p] gives PE[p - offset]; the sines' signs are swapped"
+    return (
+        f"your blocks turn by {', '.join(f'{a:.4g}' for a in angles.tolist())} {seen}, where offset x 10000^(-2i/dim) "
+        f"gives {', '.join(f'{a:.4g}' for a in wanted.tolist())}: look at the angle of each pair"
+    )
+
+
 SINUSOIDAL = Exercise(
     name="sinusoidal_encoding",
     task="(length, dim): PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(p / 10000^(2i/dim))",
     reference=sinusoidal_encoding,
-    cases=lambda: [
-        Case("10 positions, dim 16", (10, 16)),
-        Case("a single position, dim 8", (1, 8)),
-        Case("50 positions, dim 64", (50, 64)),
-        Case("7 positions, dim 6", (7, 6)),
-    ],
+    probes=lambda: [Probe("positions 0 and 1", (Case("2 positions, dim 8", (2, 8)),), _diagnose_encoding)],
+    cases=lambda: rungs(
+        [
+            Case("10 positions, dim 16", (10, 16)),
+            Case("a single position, dim 8", (1, 8)),
+            Case("50 positions, dim 64", (50, 64)),
+            Case("7 positions, dim 6", (7, 6)),
+        ],
+        "a single position (look at position 0: sin 0 = 0 and cos 0 = 1, in the even and odd columns)",
+        "50 positions, dim 64 (look at the frequencies: 10000 ** (-2i / dim), i counting pairs of columns)",
+        "dim 6 (look at anything fixed to dim 16, and at the pairs: dim / 2 of them)",
+    ),
     mistakes={
         "sin_cos_swapped": Mistake(
             "sine goes to the even dimensions (2i), cosine to the odd ones (2i+1)",
@@ -243,13 +319,19 @@ def offset_matrix(offset: int, dim: int) -> torch.Tensor:
 
 
 def _offset_cases() -> list[Case]:
-    return [
-        Case("offset 1, dim 8", (1, 8)),
-        Case("offset 5, dim 16", (5, 16)),
-        Case("a single pair, offset 3", (3, 2)),
-        Case("offset -2 (backwards), dim 8", (-2, 8)),
-        Case("offset 40, dim 32", (40, 32)),
-    ]
+    return rungs(
+        [
+            Case("offset 1, dim 8", (1, 8)),
+            Case("offset 5, dim 16", (5, 16)),
+            Case("a single pair, offset 3", (3, 2)),
+            Case("offset -2 (backwards), dim 8", (-2, 8)),
+            Case("offset 40, dim 32", (40, 32)),
+        ],
+        "an offset of 5 (look at the angle: offset times each pair's frequency)",
+        "a single pair (look at anything that assumes more than one frequency)",
+        "a negative offset (look at the signs: sin(-a) = -sin a; the matrix rotates backwards)",
+        "offset 40, dim 32 (look at the frequencies: 10000 ** (-2i / dim) for each of the dim / 2 pairs)",
+    )
 
 
 OFFSET_MATRIX = Exercise(
@@ -258,6 +340,11 @@ OFFSET_MATRIX = Exercise(
     "(sin, cos) pair",
     reference=offset_matrix,
     cases=_offset_cases,
+    probes=lambda: [
+        Probe(
+            "offset 2, dim 8", (Case("offset 2, dim 8", (2, 8)),), lambda got, exp: _diagnose_rotation(2, 8, got, exp)
+        )
+    ],
     mistakes={
         "rotated_backwards": Mistake(
             "the block turns the wrong way (it gives PE[p - offset]): sin(a+b) = sin a cos b "
@@ -363,7 +450,13 @@ def _encoder_cases() -> list[Case]:
             norm.bias.data.normal_(0, 0.2)
         x = 2 * torch.randn(batch, length, 16, generator=torch.Generator().manual_seed(seed + 5)) + 1
         cases.append(Case(label, (x, block)))
-    return cases
+    return rungs(
+        cases,
+        "pre-norm (look at where the LayerNorm sits: x + attention(norm1(x)) with norm_first, "
+        "norm1(x + attention(x)) without)",
+        "GELU and a batch of one (look at block's own activation and at any squeeze())",
+        "a single token (look at anything that assumes more than one token, and at the mask: none)",
+    )
 
 
 ENCODER_BLOCK = Exercise(
@@ -423,15 +516,22 @@ def _equivariance_cases() -> list[Case]:
     x = torch.randn(2, 6, 16, generator=g)
     perm = torch.tensor([2, 0, 5, 1, 4, 3])
     positions = SinusoidalPositionalEncoding(embed_dim=16, max_len=6).encoding
-    return [
-        Case("no positions (zeros), 6 tokens", (layer, x, perm, torch.zeros(6, 16))),
-        Case("sinusoidal positions, 6 tokens", (layer, x, perm, positions)),
-        Case(
-            "a single swap of two tokens, learned-looking positions",
-            (layer, x, torch.tensor([1, 0, 2, 3, 4, 5]), 0.5 * torch.randn(6, 16, generator=g)),
-        ),
-        Case("the identity permutation, with positions", (layer, x, torch.arange(6), positions)),
-    ]
+    return rungs(
+        [
+            Case("no positions (zeros), 6 tokens", (layer, x, perm, torch.zeros(6, 16))),
+            Case("sinusoidal positions, 6 tokens", (layer, x, perm, positions)),
+            Case(
+                "a single swap of two tokens, learned-looking positions",
+                (layer, x, torch.tensor([1, 0, 2, 3, 4, 5]), 0.5 * torch.randn(6, 16, generator=g)),
+            ),
+            Case("the identity permutation, with positions", (layer, x, torch.arange(6), positions)),
+        ],
+        "positions (look at what you permute: the words only, x[:, perm] + positions; the positions stay "
+        "in their slots)",
+        "another permutation and other positions (look at the axis you permute: the tokens, dim 1)",
+        "the identity permutation (the gap must be 0: look at anything that differs between the two runs "
+        "besides the order)",
+    )
 
 
 def _gap(layer, x, perm, positions, *, move_positions=False, permute_output=True, inverse=False, reduce="max"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from backbones.exercises.core import Case, Exercise, Mistake
+from backbones.exercises.core import Case, Exercise, Mistake, Probe, rungs
 from backbones.models.vit import patchify
 
 # Patch tokens -----------------------------------------------------------------------------------
@@ -40,10 +40,61 @@ def _token_cases() -> list[Case]:
             (torch.randn(batch, channels, height, width, generator=g), p, torch.randn(channels * p * p, generator=g)),
         )
 
+    return rungs(
+        [
+            case("two RGB 8x8 images in 4x4 patches", 0, 2, 3, 8, 8, 4),
+            case("a single image, 2 channels, 6x12 in 3x3 patches (a 2x4 grid)", 1, 1, 2, 6, 12, 3),
+            case("three 1-channel 4x4 images in 2x2 patches", 2, 3, 1, 4, 4, 2),
+        ],
+        "an image that is not square (look at the grid: H // p rows of W // p patches, read row by row, "
+        "and at anything that uses one side for both)",
+        "one channel (look at any squeeze(), and at the order inside a patch: channel, then row, then column)",
+    )
+
+
+def _diagnose_reading(c: int, h: int, w: int, p: int, got, expected) -> str | None:
+    """Pixels that are their own addresses (value = 10000 + 1000 channel + 10 row + column) show
+    where each token's values came from."""
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return None
+    tokens = got.detach()[0, 1:].round().long() - 10000  # the class token (all -1) left out
+    if (tokens < 0).any():
+        return None  # the class token is not first: the catalogue's business
+    channel, row, column = tokens // 1000, tokens % 1000 // 10, tokens % 10
+    seen = "(a probe whose pixels hold their own channel, row and column shows it)"
+    grid = (row // p) * (w // p) + column // p  # which patch each value came from
+    if not (grid == grid[:, :1]).all():
+        return (
+            f"a token mixes pixels of different patches {seen}: reshape to (B, C, H/p, p, W/p, p) and "
+            f"permute to (B, H/p, W/p, C, p, p) before flattening; a reshape straight to (B, N, C p p) mixes them"
+        )
+    order = grid[:, 0]
+    if not torch.equal(order, torch.arange(len(order))):
+        column_first = (torch.arange(len(order)) % (h // p)) * (w // p) + torch.arange(len(order)) // (h // p)
+        if torch.equal(order, column_first):
+            return f"your patches are read column by column {seen}: read the grid row by row, as text is read"
+        return f"your patches are out of order {seen}: the grid is read row by row, left to right"
+    inside = channel[0] * p * p + (row[0] % p) * p + column[0] % p
+    if torch.equal(inside, torch.arange(c * p * p)):
+        return None
+    channels_last = ((row[0] % p) * p + column[0] % p) * c + channel[0]
+    if torch.equal(channels_last, torch.arange(c * p * p)):
+        return (
+            f"inside a patch your values run row, column, channel {seen}: flatten as channel, then row, then "
+            f"column, the order of a convolution's weight (E, C, p, p)"
+        )
+    return f"inside a patch your values are in another order {seen}: channel, then row, then column"
+
+
+def _token_probes() -> list[Probe]:
+    c, h, w, p = 2, 4, 6, 2
+    channel, row, column = torch.meshgrid(torch.arange(c), torch.arange(h), torch.arange(w), indexing="ij")
+    images = (10000 + 1000 * channel + 10 * row + column).float()[None]
+    case = Case(
+        "pixels that hold their own addresses, 2 channels, 4x6 in 2x2 patches", (images, p, -torch.ones(c * p * p))
+    )
     return [
-        case("two RGB 8x8 images in 4x4 patches", 0, 2, 3, 8, 8, 4),
-        case("a single image, 2 channels, 6x12 in 3x3 patches (a 2x4 grid)", 1, 1, 2, 6, 12, 3),
-        case("three 1-channel 4x4 images in 2x2 patches", 2, 3, 1, 4, 4, 2),
+        Probe("addressed pixels", (case,), lambda got, expected: _diagnose_reading(c, h, w, p, got[0], expected[0]))
     ]
 
 
@@ -54,6 +105,7 @@ PATCH_TOKENS = Exercise(
     forbidden=("backbones.models.vit.patchify",),
     reference=patch_tokens,
     cases=_token_cases,
+    probes=_token_probes,
     mistakes={
         "no_transpose": Mistake(
             "a reshape alone does not cut patches: reshape to (B, C, H/p, p, W/p, p), permute "
@@ -101,22 +153,30 @@ def _embed(
 
 
 def _embed_cases() -> list[Case]:
-    def case(label, seed, batch, c, size, p, e):
+    def case(label, seed, batch, c, size, p, e, width=None):
         g = torch.Generator().manual_seed(seed)
         return Case(
             label,
             (
-                torch.randn(batch, c, size, size, generator=g),
+                torch.randn(batch, c, size, size if width is None else width, generator=g),
                 torch.randn(e, c, p, p, generator=g) * 0.2,
                 torch.randn(e, generator=g),
             ),
         )
 
-    return [
-        case("two 3-channel 8x8 images, 4x4 patches, 6 features", 0, 2, 3, 8, 4, 6),
-        case("a single 2-channel 6x6 image, 3x3 patches, 5 features", 1, 1, 2, 6, 3, 5),
-        case("four 3-channel 4x4 images, 2x2 patches, 16 features", 2, 4, 3, 4, 2, 16),
-    ]
+    return rungs(
+        [
+            case("two 3-channel 8x8 images, 4x4 patches, 6 features", 0, 2, 3, 8, 4, 6),
+            case("a single 2-channel 6x6 image, 3x3 patches, 5 features", 1, 1, 2, 6, 3, 5),
+            case("four 3-channel 4x4 images, 2x2 patches, 16 features", 2, 4, 3, 4, 2, 16),
+            case("two 2-channel 4x8 images, 2x2 patches, 3 features (a 2x4 grid)", 3, 2, 2, 4, 2, 3, width=8),
+        ],
+        "a single image and another patch size (look at any squeeze(), and at anything fixed to 4)",
+        "more features than a patch has values (look at the weight's reshape: (E, C * p * p), in the "
+        "order C, then p, then p, as the patch is flattened)",
+        "images that are not square (look at the grid: H // p rows of W // p patches, read row by row, "
+        "and at anything that uses one side for both)",
+    )
 
 
 PATCH_EMBEDDING = Exercise(
@@ -182,11 +242,16 @@ def _rollout_cases() -> list[Case]:
         g = torch.Generator().manual_seed(seed)
         return Case(label, (torch.softmax(torch.randn(layers, batch, heads, tokens, tokens, generator=g) * 2, -1),))
 
-    return [
-        case("3 layers, 2 images, 4 heads, 6 tokens", 0, 3, 2, 4, 6),
-        case("a single layer of 2 heads over 5 tokens", 1, 1, 1, 2, 5),
-        case("4 layers, 1 image, 3 heads, 7 tokens", 2, 4, 1, 3, 7),
-    ]
+    return rungs(
+        [
+            case("3 layers, 2 images, 4 heads, 6 tokens", 0, 3, 2, 4, 6),
+            case("a single layer of 2 heads over 5 tokens", 1, 1, 1, 2, 5),
+            case("4 layers, 1 image, 3 heads, 7 tokens", 2, 4, 1, 3, 7),
+        ],
+        "a single layer (look at what one layer gives: 0.5 A + 0.5 I, A the mean over heads, and at any squeeze())",
+        "4 layers of 3 heads (look at the order of the product, the later layer on the left, and at "
+        "the mean over heads before adding the identity)",
+    )
 
 
 ROLLOUT = Exercise(
