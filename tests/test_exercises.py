@@ -623,3 +623,17 @@ def test_the_probes_find_nothing_in_the_references():
                 args, kwargs = _fresh(case)
                 got.append(exercise.on_case(exercise.reference)(*args, **kwargs))
             assert probe.diagnose(got, got) is None, (name, probe.label)
+
+
+def test_the_borderline_returns_are_told_what_to_return():
+    """A list where the task says a pair, the (output, weights) tuple nn.MultiheadAttention returns,
+    and a float64 result: each told plainly what to return (issue 27)."""
+    reference = EXERCISES["multi_head_attention"].reference
+    as_torch = run_check(EXERCISES["multi_head_attention"], lambda *a, mask=None: (reference(*a, mask=mask), None))
+    assert "expected a torch.Tensor: if it is (output, weights)" in as_torch.message
+    pair = run_check(EXERCISES["jacobian_products"], lambda J: list(EXERCISES["jacobian_products"].reference(J)))
+    assert "returned a list, expected a tuple of 2: return (..., ...), not [...]" in pair.message
+    wide = run_check(
+        EXERCISES["attention"], lambda q, k, v, mask=None: EXERCISES["attention"].reference(q, k, v, mask).double()
+    )
+    assert "returned dtype torch.float64, expected torch.float32: keep the inputs' dtype" in wide.message

@@ -217,6 +217,9 @@ def _describe(value: Any) -> str:
 def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | None:
     """How ``got`` differs from ``expected`` (a sentence), or None when they agree."""
     if isinstance(expected, tuple):
+        if isinstance(got, list) and len(got) == len(expected):
+            parts = ", ".join("..." for _ in expected)
+            return f"returned a list, expected a tuple of {len(expected)}: return ({parts}), not [...]"
         if not isinstance(got, tuple) or len(got) != len(expected):
             return f"returned {_describe(got)}, expected a tuple of {len(expected)}"
         for i, (e, g) in enumerate(zip(expected, got)):
@@ -225,6 +228,11 @@ def difference(expected: Any, got: Any, *, rtol: float, atol: float) -> str | No
                 return f"item {i} of the tuple: {problem}"
         return None
     if isinstance(expected, torch.Tensor):
+        if isinstance(got, tuple) and got and isinstance(got[0], torch.Tensor) and got[0].shape == expected.shape:
+            return (
+                f"returned a tuple of {len(got)}, expected a torch.Tensor: if it is (output, weights), as "
+                f"nn.MultiheadAttention returns, return the output alone"
+            )
         if not isinstance(got, torch.Tensor):
             return f"returned {_describe(got)}, expected a torch.Tensor"
         if got.shape != expected.shape:
