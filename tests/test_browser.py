@@ -129,6 +129,32 @@ def test_no_solution_is_visible_before_its_toggle_is_opened(chapter, built_html,
 
 
 @pytest.mark.book
+def test_each_question_s_answer_and_explanations_open_from_a_closed_dropdown(built_html, page, cdn_mirrors):
+    """Test yourself, read without a kernel: under every question a closed dropdown holds the
+    answer to the book's variant and why each wrong answer is wrong; nothing of it shows before it
+    is opened, and opening one shows it (issue 28, item 3)."""
+    from backbones.exercises import VALUE_EXERCISES
+
+    with serve(built_html) as base:
+        page.goto(f"{base}/chapters/10_test_yourself.html")
+        dropdowns = page.locator("details.above-output", has_text="why each wrong answer is wrong")
+        assert dropdowns.count() == len(VALUE_EXERCISES)
+        answers = page.get_by_text("Answer: ", exact=False)
+        assert not any(
+            answers.nth(i).is_visible() and "taught in" in answers.nth(i).inner_text() for i in range(answers.count())
+        )
+        norm = dropdowns.filter(has_text="Pre-norm")
+        assert norm.count() == 1
+        text = norm.locator("pre")
+        assert not text.is_visible()
+        norm.locator("summary").click()
+        page.wait_for_timeout(800)  # the toggle fades in
+        shown = " ".join(text.inner_text().split())
+        assert text.is_visible() and shown.startswith("Answer: ") and shown.count("wrong:") == 4
+        norm.screenshot(path=str(SCREENSHOTS / "test_yourself_explanations_open.png"))
+
+
+@pytest.mark.book
 @pytest.mark.parametrize("chapter, expected_views", [("07_attention", 2), ("08_transformer", 1)])
 def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built_html, page, cdn_mirrors):
     """Every bertviz view of a chapter draws: an SVG with attention lines in each."""

@@ -249,20 +249,17 @@ def test_a_choice_shows_every_option_once_and_a_wrong_letter_explains_itself():
 def test_question_answers_agree_with_the_library():
     """The answers are not a second formula to trust: each is checked against the library."""
     from backbones.exercises import exam
-    from backbones.models.resnet import BasicBlock, conv1x1
+    from backbones.exercises.attention import causal_mask
     from backbones.models.vit import patchify
 
     for student in IDS[:12]:
-        p = exam.BLOCK_PARAMS.variant(student)
-        down = (
-            torch.nn.Sequential(
-                conv1x1(p["in_channels"], p["out_channels"], p["stride"]), torch.nn.BatchNorm2d(p["out_channels"])
-            )
-            if p["stride"] != 1
-            else None
-        )
-        block = BasicBlock(p["in_channels"], p["out_channels"], stride=p["stride"], downsample=down)
-        assert exam.BLOCK_PARAMS.answer(**p) == sum(t.numel() for t in block.parameters())
+        m = exam.MHA_PARAMS.variant(student)
+        layer = torch.nn.MultiheadAttention(m["width"], m["heads"])
+        assert exam.MHA_PARAMS.answer(**m) == sum(t.numel() for t in layer.parameters())
+        one_head = torch.nn.MultiheadAttention(m["width"], 1)  # the heads split the width: no new weights
+        assert exam.MHA_PARAMS.answer(**m) == sum(t.numel() for t in one_head.parameters())
+        c = exam.CAUSAL_MASKED.variant(student)
+        assert exam.CAUSAL_MASKED.answer(**c) == int((~causal_mask(c["tokens"])).sum())
         v = exam.VIT_TOKENS.variant(student)
         patches = patchify(torch.zeros(1, 3, v["image_size"], v["image_size"]), v["patch_size"])
         assert exam.VIT_TOKENS.answer(**v) == patches.shape[1] + 1
@@ -637,3 +634,69 @@ def test_the_borderline_returns_are_told_what_to_return():
         EXERCISES["attention"], lambda q, k, v, mask=None: EXERCISES["attention"].reference(q, k, v, mask).double()
     )
     assert "returned dtype torch.float64, expected torch.float32: keep the inputs' dtype" in wide.message
+
+
+def test_the_norm_order_question_s_numbers_are_what_the_blocks_compute():
+    """Question "pre-norm and post-norm": with a branch that outputs zeros, the book's EncoderBlock
+    returns x when pre-norm and LN(x) when post-norm, the numbers the right option states."""
+    from backbones.models.transformer import EncoderBlock
+
+    x = torch.tensor([[[1.0, 2.0, 3.0]]])
+    for norm_first, expected in ((True, [1.0, 2.0, 3.0]), (False, [-1.2247, 0.0, 1.2247])):
+        block = EncoderBlock(embed_dim=3, num_heads=1, mlp_ratio=1, norm_first=norm_first).eval()
+        with torch.no_grad():
+            for linear in (block.attention.W_o, block.mlp[2]):  # both branches output zeros
+                linear.weight.zero_()
+                linear.bias.zero_()
+            out = block(x)
+        assert torch.allclose(out[0, 0], torch.tensor(expected), atol=1e-3), (norm_first, out)
+    from backbones.exercises import exam
+
+    assert (
+        "[1, 2, 3]" in exam.NORM_ORDER.options["right"][0] and "-1.22, 0, 1.22" in exam.NORM_ORDER.options["right"][0]
+    )
+
+
+def test_each_competency_is_examined_by_at_least_four_questions():
+    from backbones.exercises import VALUE_EXERCISES, exam
+
+    assert set(exam.COMPETENCIES) == {
+        "vanishing gradients and ResNet",
+        "self-attention and Transformers",
+        "the Vision Transformer",
+    }
+    assert all(len(questions) >= 4 for questions in exam.COMPETENCIES.values())
+    listed = [q for questions in exam.COMPETENCIES.values() for q in questions]
+    assert sorted(listed) == sorted(VALUE_EXERCISES)  # each question under exactly one competency
+
+
+def test_the_right_option_is_not_given_away_by_its_length():
+    """Over all choice questions, the right option is the longest in at most a third of them (a
+    student who picks the longest option does not pass), and the shortest in at most a third."""
+    from backbones.exercises import VALUE_EXERCISES
+
+    choices = [q for q in VALUE_EXERCISES.values() if q.options is not None]
+    assert len(choices) >= 6
+    longest = shortest = 0
+    for question in choices:
+        lengths = {key: len(text) for key, (text, _) in question.options.items()}
+        right = next(key for key, (_, why) in question.options.items() if why is None)
+        longest += lengths[right] == max(lengths.values())
+        shortest += lengths[right] == min(lengths.values())
+    assert longest <= len(choices) / 3, longest
+    assert shortest <= len(choices) / 3, shortest
+
+
+def test_the_explanations_show_the_answer_and_every_wrong_option_for_the_book_s_id_only(capsys):
+    import backbones as bb
+    from backbones.exercises import VALUE_EXERCISES
+
+    for name, question in VALUE_EXERCISES.items():
+        bb.exercises.explain(name, "instructor")
+        shown = " ".join(capsys.readouterr().out.split())
+        assert f"Answer: {question.answer(**question.variant('instructor'))}" in shown, name
+        for mistake in question.mistakes.values():
+            assert " ".join(mistake.hint.split()) in shown, (name, mistake.hint)
+        bb.exercises.explain(name, "alice")
+        hidden = capsys.readouterr().out
+        assert "Answer:" not in hidden and f"check_{name}" in hidden

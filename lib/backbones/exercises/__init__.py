@@ -111,7 +111,24 @@ def ask(exercise: str, student_id: str) -> dict | None:
     return question.variant(student_id)
 
 
+def explain(exercise: str, student_id: str) -> None:
+    """After answering: the answer and why each wrong answer is wrong, as the rendered book shows
+    it for the book's own id (where it sits in a closed dropdown). For any other id, only once its
+    answer passes, so the explanation cannot stand in for the answer."""
+    from backbones.exercises.core import BOOK_ID
+
+    question = VALUE_EXERCISES[exercise]
+    if student_id == BOOK_ID:
+        print(question.explain(student_id))
+        return
+    print(
+        f"Check your answer first (check_{exercise}); the answer and every option's explanation are in the "
+        "rendered book, under this question's dropdown, for the book's own variant."
+    )
+
+
 __all__ = [
+    "explain",
     "REGISTRY",
     "EXERCISES",
     "VALUE_EXERCISES",

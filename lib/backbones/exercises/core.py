@@ -514,7 +514,13 @@ def run_check(exercise: Exercise, fn: Callable, *, seconds: float = TIME_LIMIT_S
             f"exercise asks you to write: compute it from tensor operations yourself",
             mistake="forbidden_call",
         )
-    verified = textwrap.fill("; ".join(c.label for c in cases), width=72, initial_indent="   ", subsequent_indent="   ")
+    verified = textwrap.fill(
+        "; ".join(c.label for c in cases),
+        width=72,
+        initial_indent="   ",
+        subsequent_indent="   ",
+        break_on_hyphens=False,
+    )
     return Result(name, "passed", f"correct on all {len(cases)} cases:\n{verified}")
 
 
@@ -612,6 +618,30 @@ class ValueExercise:
     prompt: Callable[..., str] | None = None  # the question as the student reads it, from the parameters
     section: str = ""  # where the book teaches it, named in every failure
     show_parameters: bool = True  # False for a choice: its order would name the options
+    options: dict[str, tuple[str, str | None]] | None = None  # a choice's {key: (text, why wrong or None)}
+
+    def explain(self, student_id: str) -> str:
+        """The answer to this student's variant and why each wrong answer is wrong: for a choice,
+        every option in the student's order; for a value, what each catalogued mistake gives."""
+        parameters = self.variant(student_id)
+        right = self.answer(**parameters)
+        lines = [f"Answer: {right}" + (f"  (taught in {self.section})" if self.section else "")]
+        if self.options is not None:
+            for letter, key in zip(LETTERS, parameters["order"]):
+                text, why = self.options[key]
+                lines.append(f"{letter}. {text}")
+                lines.append(f"   {'right' if why is None else 'wrong: ' + why}")
+        else:
+            for mistake in self.mistakes.values():
+                wrong = mistake.wrong(**parameters)
+                shown = f"{wrong:.4g}" if isinstance(wrong, float) else str(wrong)
+                lines.append(f"If you answered {shown}: {mistake.hint}.")
+        return "\n".join(
+            textwrap.fill(
+                line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3), break_on_hyphens=False
+            )
+            for line in lines
+        )
 
     def variant(self, student_id: str) -> dict:
         return self.question(variant_seed(student_id, self.name))
@@ -625,7 +655,9 @@ class ValueExercise:
             else f"{self.task} ({', '.join(f'{k}={v}' for k, v in parameters.items())})"
         )
         return "\n".join(
-            textwrap.fill(line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3))
+            textwrap.fill(
+                line, width=WIDTH, subsequent_indent=" " * (len(line) - len(line.lstrip()) + 3), break_on_hyphens=False
+            )
             for line in text.split("\n")
         )
 
@@ -665,6 +697,7 @@ def choice(name: str, question: str, options: dict[str, tuple[str, str | None]],
         prompt=prompt,
         section=section,
         show_parameters=False,
+        options=dict(options),
     )
 
 
@@ -694,7 +727,7 @@ def run_value_check(exercise: ValueExercise, student_id: Any, value: Any) -> Res
 
     def wrapped(message: str) -> str:  # after the "✗ name: " that Result puts before it
         return textwrap.fill(
-            message, width=WIDTH, initial_indent=" " * (len(name) + 4), subsequent_indent="   "
+            message, width=WIDTH, initial_indent=" " * (len(name) + 4), subsequent_indent="   ", break_on_hyphens=False
         ).lstrip()
 
     if problem is None:

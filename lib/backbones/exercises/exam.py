@@ -25,73 +25,6 @@ def _rng(seed: int) -> random.Random:
 # Vanishing gradients and ResNet ------------------------------------------------------------------
 
 
-def _block_question(seed: int) -> dict:
-    r = _rng(seed)
-    c = r.choice([16, 32, 64, 128, 256])
-    stride = r.choice([1, 2])
-    return {"in_channels": c, "out_channels": c * stride, "stride": stride}
-
-
-def block_params(
-    in_channels: int,
-    out_channels: int,
-    stride: int,
-    *,
-    kernel: int = 9,
-    bn: int = 2,
-    bias: int = 0,
-    projection: bool = True,
-    convs: int = 2,
-) -> int:
-    """A BasicBlock's parameters: two 3x3 convolutions without bias, two batch norms (scale and
-    shift), and when the shape changes a 1x1 projection with its batch norm."""
-    total = kernel * in_channels * out_channels + (convs - 1) * kernel * out_channels * out_channels
-    total += convs * (bn * out_channels + bias * out_channels)
-    if stride != 1 and projection:
-        total += in_channels * out_channels + bn * out_channels
-    return total
-
-
-BLOCK_PARAMS = ValueExercise(
-    name="block_params",
-    task="the parameters of a ResNet BasicBlock",
-    question=_block_question,
-    answer=block_params,
-    prompt=lambda in_channels, out_channels, stride: (
-        f"How many parameters (weights that training changes) does a ResNet BasicBlock have with "
-        f"{in_channels} channels in, {out_channels} out and stride {stride}? Its convolutions have no bias; "
-        + (
-            "a 1x1 projection with its batch norm forms the shortcut."
-            if stride != 1
-            else "the shortcut is the identity."
-        )
-    ),
-    mistakes={
-        "no_batch_norm": Mistake(
-            "each batch norm has a scale and a shift per channel: 2 x channels parameters",
-            lambda **p: block_params(**p, bn=0),
-        ),
-        "running_statistics": Mistake(
-            "a batch norm's running mean and variance are buffers, not parameters: count 2 per channel, not 4",
-            lambda **p: block_params(**p, bn=4),
-        ),
-        "conv_bias": Mistake(
-            "a convolution followed by batch norm has no bias (the norm's shift replaces it)",
-            lambda **p: block_params(**p, bias=1),
-        ),
-        "kernel_not_squared": Mistake(
-            "a 3x3 kernel has 9 weights per input and output channel, not 3", lambda **p: block_params(**p, kernel=3)
-        ),
-        "no_projection": Mistake(
-            "with stride 2 the shortcut is a 1x1 convolution (in x out weights) and a batch norm",
-            lambda **p: block_params(**p, projection=False),
-        ),
-        "one_convolution": Mistake("a BasicBlock has two 3x3 convolutions", lambda **p: block_params(**p, convs=1)),
-    },
-    section=RESNET.format("section 3, The ResNet family, from scratch"),
-)
-
-
 def _chain_question(seed: int) -> dict:
     r = _rng(seed)
     return {"local_gradients": [round(r.uniform(0.1, 0.6), 1) for _ in range(r.randint(5, 8))]}
@@ -139,8 +72,7 @@ DEGRADATION = choice(
     "and residual networks of 20 and 56 layers trained alike. Which reading does it support?",
     {
         "optimisation": (
-            "Plain-56 fits its own training data worse than plain-20 does: deeper plain networks "
-            "are harder to optimise.",
+            "Plain-56 fits its training data worse than plain-20: deeper plain nets are harder to optimise.",
             None,
         ),
         "overfitting": (
@@ -155,7 +87,8 @@ DEGRADATION = choice(
             "identities); training fails to find such weights, which is the degradation problem",
         ),
         "resnet_overfits": (
-            "ResNet-56 overfits: its training loss is the lowest, so its test accuracy must be the worst.",
+            "ResNet-56 overfits: its training loss is the lowest of all, so its test accuracy must be the "
+            "worst of the four.",
             "read the right panel: ResNet-56's test accuracy is within two "
             "points of the best network's in every seed; a low training loss "
             "alone is not overfitting",
@@ -171,23 +104,27 @@ DEGRADATION = choice(
 
 CANCELLATION = choice(
     "skip_cancellation",
-    "A residual layer's Jacobian is I + J, J the branch's Jacobian. For which J does the skip NOT keep "
-    "the gradient of a deep stack alive?",
+    "A residual layer's Jacobian is I + J, J the branch's Jacobian, the same J in every one of L layers. "
+    "For which J does the product (I + J)^L shrink towards zero as L grows, so that the skip does NOT "
+    "keep the gradient alive?",
     {
-        "minus_identity": ("J close to -I: the branch undoes the identity.", None),
+        "minus_identity": ("J close to -I: the branch undoes what the skip passes.", None),
         "zero": (
-            "J = 0, a branch that does nothing yet.",
+            "J = 0: a branch that does nothing yet.",
             "then I + J = I: the gradient passes every layer unchanged, the case the skip is for",
         ),
         "small": (
             "J with small random entries, as at initialisation.",
             "then I + J is close to I and its product stays near I: the skip keeps the gradient alive",
         ),
-        "half": ("J = 0.5 I.", "then I + J = 1.5 I: the product grows like 1.5^L, it does not vanish"),
-        "plain_small": (
-            "J with entries of size 0.01, in a plain network without skips.",
-            "that is a plain network: the question asks when the skip itself fails, and with a skip "
-            "these J would give I + J close to I",
+        "half": (
+            "J = 0.5 I: a branch that adds half its input again.",
+            "then I + J = 1.5 I: the product grows like 1.5^L; it explodes (a problem of its own), it does not shrink",
+        ),
+        "deep": (
+            "Any small J, once the network is deep enough (1,000 layers).",
+            "a product of factors close to I stays close to I at any depth: depth alone does not make it "
+            "vanish; it takes a branch that cancels the skip",
         ),
     },
     section=RESNET.format("section 2, Why: how the gradient travels back"),
@@ -195,6 +132,105 @@ CANCELLATION = choice(
 
 
 # Self-attention and Transformers -------------------------------------------------------------------
+
+
+def _mha_question(seed: int) -> dict:
+    r = _rng(seed)
+    width = r.choice([64, 96, 128, 192, 256, 384, 512, 768])
+    return {"width": width, "heads": r.choice([h for h in (2, 3, 4, 6, 8, 12, 16) if width % h == 0])}
+
+
+def mha_params(width: int, heads: int) -> int:
+    """nn.MultiheadAttention's parameters: q, k, v and output projections, E x E each, with biases;
+    the heads split the width, so their number does not change the count."""
+    return 4 * width * width + 4 * width
+
+
+MHA_PARAMS = ValueExercise(
+    name="mha_params",
+    task="the parameters of a multi-head attention layer",
+    question=_mha_question,
+    answer=mha_params,
+    prompt=lambda width, heads: (
+        f"A multi-head attention layer of width E = {width} with H = {heads} heads, as nn.MultiheadAttention "
+        "builds it (query, key, value and output projections, each with a bias). How many parameters has it?"
+    ),
+    mistakes={
+        "per_head": Mistake(
+            "the heads split the width: each head projects to E/H features, so all H heads together have "
+            "E x E weights per projection, whatever H is",
+            lambda width, heads: heads * (3 * width * width + 3 * width) + width * width + width,
+        ),
+        "no_biases": Mistake("each of the four projections has a bias of E", lambda width, heads: 4 * width * width),
+        "no_output": Mistake(
+            "the output projection W_O (E x E, with its bias) counts too",
+            lambda width, heads: 3 * width * width + 3 * width,
+        ),
+        "divided": Mistake(
+            "H heads of E/H features each make E features: splitting into heads does not shrink the layer",
+            lambda width, heads: (4 * width * width + 4 * width) // heads,
+        ),
+    },
+    section=ATTENTION.format("section 2, Multi-head attention"),
+)
+
+
+def _causal_question(seed: int) -> dict:
+    return {"tokens": _rng(seed).randint(5, 40)}
+
+
+CAUSAL_MASKED = ValueExercise(
+    name="causal_masked",
+    task="the (query, key) pairs a causal mask removes",
+    question=_causal_question,
+    answer=lambda tokens: tokens * (tokens - 1) // 2,
+    prompt=lambda tokens: (
+        f"A decoder reads {tokens} tokens with a causal mask. How many (query, key) pairs of its attention matrix "
+        "does the mask remove (give zero weight)?"
+    ),
+    mistakes={
+        "kept": Mistake(
+            "that is how many pairs the mask keeps (key j <= query i, the diagonal included); it removes j > i",
+            lambda tokens: tokens * (tokens + 1) // 2,
+        ),
+        "both_sides": Mistake(
+            "only the future is removed (j > i): each token still sees the ones before it",
+            lambda tokens: tokens * (tokens - 1),
+        ),
+        "half": Mistake(
+            "not half the matrix: a token may attend to itself, so the T diagonal pairs are kept and the "
+            "mask removes (T^2 - T) / 2",
+            lambda tokens: tokens * tokens / 2,
+        ),
+    },
+    section=TRANSFORMER.format("exercise 1, a causal mask"),
+)
+
+NORM_ORDER = choice(
+    "norm_order",
+    "A pre-norm block computes x + f(LN(x)), a post-norm block LN(x + f(x)) (LN without learned scale "
+    "and shift). Give both x = [1, 2, 3] and a branch f that outputs zeros. What do they return?",
+    {
+        "right": ("Pre-norm: [1, 2, 3]. Post-norm: about [-1.22, 0, 1.22].", None),
+        "both_x": (
+            "Both [1, 2, 3]: with f = 0, the residual passes x through.",
+            "post-norm normalises after the addition: LN(x + 0) = LN(x), about [-1.22, 0, 1.22]",
+        ),
+        "both_ln": (
+            "Both about [-1.22, 0, 1.22]: each block normalises.",
+            "pre-norm normalises only the branch's input; its residual path adds x itself, untouched",
+        ),
+        "swapped": (
+            "Pre-norm: about [-1.22, 0, 1.22]. Post-norm: [1, 2, 3].",
+            "the other way round: pre-norm's residual path carries x untouched, post-norm's LN sits on the sum",
+        ),
+        "zeros": (
+            "Both [0, 0, 0], since the branch outputs zeros.",
+            "the residual adds x: the block returns x plus the branch (normalised, in post-norm)",
+        ),
+    },
+    section=TRANSFORMER.format("section 1, The encoder block"),
+)
 
 
 def _attention_question(seed: int) -> dict:
@@ -249,13 +285,9 @@ SQRT_D = choice(
     "why_sqrt_d",
     "Why does scaled dot-product attention divide q . k by sqrt(d)?",
     {
-        "variance": (
-            "q . k has variance d for unit-variance entries; dividing by sqrt(d) keeps the softmax "
-            "from saturating as d grows.",
-            None,
-        ),
+        "variance": ("q . k has variance d; dividing by sqrt(d) keeps the softmax from saturating as d grows.", None),
         "sum_to_one": (
-            "So that each query's attention weights sum to 1 over the keys, as the weights of an average must.",
+            "So that each query's attention weights sum to 1 over all the keys, as the weights of any average must.",
             "the softmax makes the weights sum to 1 at any scale; the scale sets how peaked they are",
         ),
         "cost": (
@@ -358,8 +390,7 @@ POSITIONS = choice(
     "Why does a ViT add position embeddings to its patch tokens?",
     {
         "equivariance": (
-            "Without them self-attention ignores order: shuffling the patches only shuffles the "
-            "outputs, and [CLS]'s output stays the same.",
+            "Self-attention ignores order: shuffled patches only shuffle the outputs; [CLS]'s stays the same.",
             None,
         ),
         "contents": (
@@ -367,7 +398,8 @@ POSITIONS = choice(
             "that is the patch embedding's job (what a patch shows); positions say where it is",
         ),
         "inside_patch": (
-            "The patch embedding, a strided convolution, loses the order of the pixels inside each patch.",
+            "The patch embedding, a strided convolution, loses the order of the pixels inside each of the "
+            "patches it embeds.",
             "the patch embedding's weights see each pixel of a patch at its place; what attention "
             "loses is the order between the patches",
         ),
@@ -383,13 +415,40 @@ POSITIONS = choice(
     section=VIT.format("section 1, Patches as tokens"),
 )
 
+MORE_DATA = choice(
+    "vit_needs_data",
+    "Trained from scratch on a small dataset, a ViT does worse than a ResNet of similar size; pre-trained "
+    "on far more images (ImageNet-21k, JFT-300M) it matches or beats it. Why does it need more data?",
+    {
+        "inductive": ("It lacks a CNN's built-in locality and translation equivariance: it must learn them.", None),
+        "params": (
+            "It has far more parameters than any ResNet, and more parameters need more data to fit.",
+            "ViT-B/16 (86M) and ResNet-152 (60M) are of a size; at equal size the gap remains: it comes from "
+            "what the architecture assumes, not from how big it is",
+        ),
+        "quadratic": (
+            "Attention costs the square of the patches, so each image teaches it less than a CNN.",
+            "cost is compute per image, not information per image: a costly layer can learn as much from an image",
+        ),
+        "cannot_convolve": (
+            "Self-attention cannot express a convolution, so on images it needs data to make up for it.",
+            "it can: a multi-head attention layer with relative positions can express any convolution "
+            "(Cordonnier et al. 2020); it is not built to, and must learn to, from data",
+        ),
+        "borders": (
+            "Cutting the image into patches loses the pixels along the patches' borders.",
+            "the patches tile the image exactly: every pixel is in one patch and nothing is lost",
+        ),
+    },
+    section=VIT.format("section 3, What a small ViT learns, and what it needs"),
+)
+
 CLS = choice(
     "what_cls_does",
     "What does the [CLS] token do in a ViT?",
     {
         "collects": (
-            "A learned vector with no image content: attention gathers information from every patch "
-            "into it, and the classifier reads it.",
+            "A learned vector with no image content: attention gathers every patch into it; the classifier reads it.",
             None,
         ),
         "first_patch": (
@@ -397,7 +456,8 @@ CLS = choice(
             "it is prepended to the patches and carries none of them",
         ),
         "label": (
-            "It carries the class label into the network during training, so attention can match patches to it.",
+            "It carries the class label into the network during training, so that attention can match the "
+            "patches to the label.",
             "the label is never fed in; [CLS] only holds what attention brings to it",
         ),
         "average": (
@@ -477,13 +537,34 @@ VALUE_EXERCISES: dict[str, ValueExercise] = {
         DEGRADATION,
         GRADIENT_PLOT,
         CHAIN,
-        BLOCK_PARAMS,
         CANCELLATION,
         ATTENTION_OUTPUT,
         SQRT_D,
+        MHA_PARAMS,
+        CAUSAL_MASKED,
+        NORM_ORDER,
         VIT_TOKENS,
         VIT_ATTENTION,
         POSITIONS,
+        MORE_DATA,
         CLS,
     )
+}
+
+# The lecture's three test competencies, each question under the one it examines.
+COMPETENCIES: dict[str, tuple[str, ...]] = {
+    "vanishing gradients and ResNet": (
+        "read_degradation_plot",
+        "read_gradient_plot",
+        "chain_skips",
+        "skip_cancellation",
+    ),
+    "self-attention and Transformers": ("attention_output", "why_sqrt_d", "mha_params", "causal_masked", "norm_order"),
+    "the Vision Transformer": (
+        "vit_tokens",
+        "vit_attention_entries",
+        "why_positions",
+        "vit_needs_data",
+        "what_cls_does",
+    ),
 }
