@@ -700,3 +700,16 @@ def test_the_explanations_show_the_answer_and_every_wrong_option_for_the_book_s_
         bb.exercises.explain(name, "alice")
         hidden = capsys.readouterr().out
         assert "Answer:" not in hidden and f"check_{name}" in hidden
+
+
+def test_the_mock_test_draws_ten_questions_across_the_competencies_and_sums_them_up():
+    from backbones.exercises.exam import COMPETENCIES, VALUE_EXERCISES, mock_draw, summary_text
+
+    draws = {student: mock_draw(student) for student in IDS}
+    assert all(len(d) == 10 and len(set(d)) == 10 for d in draws.values())
+    assert all(all(sum(q in g for q in d) >= 3 for g in COMPETENCIES.values()) for d in draws.values())
+    assert mock_draw(IDS[0]) == draws[IDS[0]] and len({tuple(d) for d in draws.values()}) > len(IDS) // 2
+    missed = {q: q != "why_sqrt_d" for q in COMPETENCIES["self-attention and Transformers"][:3]}
+    assert summary_text(missed) == (
+        f"self-attention and Transformers 2/3: revisit {VALUE_EXERCISES['why_sqrt_d'].section}"
+    )

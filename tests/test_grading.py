@@ -642,3 +642,42 @@ def test_a_probe_diagnoses_the_same_mistake_in_the_grader_as_in_the_notebook(tmp
     exec("import torch\ndef attention(q, k, v, mask=None):\n" + body, namespace)  # noqa: S102
     notebook = bb.exercises.run_check(bb.exercises.EXERCISES["attention"], namespace["attention"])
     assert notebook.localised == "probe" and notebook.message == row.message
+
+
+@pytest.mark.slow
+def test_the_mock_test_is_graded_on_each_student_s_draw_and_summed_up_per_competency(tmp_path):
+    """The mock test (made from Test yourself, issue 28 item 4): alice is graded on her ten
+    questions alone, answered or not; a wrong answer costs its competency, and competencies.csv
+    names the section to revisit; bob's draw is another."""
+    from backbones.exercises import VALUE_EXERCISES
+    from backbones.exercises.exam import COMPETENCIES, mock_draw
+    from backbones.exercises.grader import grade_all
+    from backbones.exercises.report import write_reports
+
+    master = ROOT / "chapters" / "11_mock_test.ipynb"
+    assert load_notebook(master)["metadata"]["backbones"]["mock_test"]
+    student = load_notebook(ROOT / "student" / "11_mock_test.ipynb")
+    drawn = mock_draw("alice")
+    assert len(drawn) == 10 and drawn != mock_draw("bob")
+    assert all(sum(q in group for q in drawn) >= 3 for group in COMPETENCIES.values())
+    answers = {name: value for name, value in _answers_for("alice").items() if name in drawn}
+    missed = next(q for q in drawn if q in COMPETENCIES["the Vision Transformer"])
+    answers[missed] = '"Z"'  # not a right answer to any question
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "alice-11_mock_test.ipynb").write_text(json.dumps(_set_answers(student, "alice", answers)))
+    (folder / "bob-11_mock_test.ipynb").write_text(json.dumps(_set_answers(student, "bob", {})))
+    rows = grade_all([folder], root=ROOT, timeout=60)
+    alice = {r.exercise: r for r in rows if r.file.startswith("alice")}
+    bob = {r.exercise: r for r in rows if r.file.startswith("bob")}
+    assert sorted(alice) == sorted(drawn) and sorted(bob) == sorted(mock_draw("bob"))
+    assert [q for q, r in alice.items() if not r.passed] == [missed]
+    assert all("not answered yet" in r.message for r in bob.values())
+    write_reports(rows, tmp_path / "out")
+    with open(tmp_path / "out" / "competencies.csv", newline="") as file:
+        table = [row for row in csv.DictReader(file) if row["file"].startswith("alice")]
+    assert sum(int(row["asked"]) for row in table) == 10
+    vit = next(row for row in table if row["competency"] == "the Vision Transformer")
+    assert int(vit["passed"]) == int(vit["asked"]) - 1
+    assert VALUE_EXERCISES[missed].section in vit["revisit"]
+    assert all(row["revisit"] == "" for row in table if row is not vit)

@@ -111,6 +111,27 @@ def ask(exercise: str, student_id: str) -> dict | None:
     return question.variant(student_id)
 
 
+def mock_test(student_id: str) -> list[str] | None:
+    """Show this student's mock test: which questions of the notebook to answer, and by when
+    (``exam.MOCK_MINUTES`` from now); return their names. The grader grades those alone and sums
+    them up per competency."""
+    import datetime
+    import textwrap
+
+    from backbones.exercises.exam import COMPETENCIES, MOCK_MINUTES, mock_draw
+
+    if not isinstance(student_id, str) or not student_id.strip():
+        print('Set STUDENT_ID = "your student id" (a string) at the top of the notebook: your test depends on it.')
+        return None
+    drawn = mock_draw(student_id.strip())
+    until = (datetime.datetime.now() + datetime.timedelta(minutes=MOCK_MINUTES)).strftime("%H:%M")
+    print(f"Your mock test: {len(drawn)} questions, {MOCK_MINUTES} minutes (until {until}). Answer these:")
+    for competency, questions in COMPETENCIES.items():
+        line = f"  {competency}: " + ", ".join(q for q in drawn if q in questions)
+        print(textwrap.fill(line, width=86, subsequent_indent="    ", break_on_hyphens=False))
+    return drawn
+
+
 def explain(exercise: str, student_id: str) -> None:
     """After answering: the answer and why each wrong answer is wrong, as the rendered book shows
     it for the book's own id (where it sits in a closed dropdown). For any other id, only once its
@@ -129,6 +150,7 @@ def explain(exercise: str, student_id: str) -> None:
 
 __all__ = [
     "explain",
+    "mock_test",
     "REGISTRY",
     "EXERCISES",
     "VALUE_EXERCISES",

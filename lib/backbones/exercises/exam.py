@@ -568,3 +568,44 @@ COMPETENCIES: dict[str, tuple[str, ...]] = {
         "what_cls_does",
     ),
 }
+
+
+# The mock test: a short set drawn from the bank per student, and a summary per competency ---------
+
+MOCK_SIZE = 10
+MOCK_MINUTES = 30
+
+
+def mock_draw(student_id: str, size: int = MOCK_SIZE) -> list[str]:
+    """This student's mock test: ``size`` questions of the bank, as evenly spread over the three
+    competencies as ``size`` allows (10: three, three and four, the four falling on a competency
+    drawn per student), in the bank's order. The grader draws the same from the notebook's
+    ``STUDENT_ID``."""
+    from backbones.exercises.core import variant_seed
+
+    r = random.Random(variant_seed(student_id, "mock_test"))
+    groups = list(COMPETENCIES.values())
+    base, extra = divmod(size, len(groups))
+    more = set(r.sample(range(len(groups)), extra))
+    drawn = {q for i, group in enumerate(groups) for q in r.sample(group, min(len(group), base + (i in more)))}
+    return [name for name in VALUE_EXERCISES if name in drawn]
+
+
+def competency_summary(passed: dict[str, bool]) -> list[tuple[str, int, int, list[str]]]:
+    """``(competency, passed, asked, sections to revisit)`` for the bank's questions in ``passed``
+    (question name -> passed); the sections are those that teach the questions missed."""
+    rows = []
+    for competency, questions in COMPETENCIES.items():
+        asked = [q for q in questions if q in passed]
+        if asked:
+            revisit = sorted({VALUE_EXERCISES[q].section for q in asked if not passed[q]})
+            rows.append((competency, sum(passed[q] for q in asked), len(asked), revisit))
+    return rows
+
+
+def summary_text(passed: dict[str, bool]) -> str:
+    """One line, e.g. "vanishing gradients and ResNet 3/4, ...: revisit chapter 7, section 1, ..."."""
+    rows = competency_summary(passed)
+    scores = ", ".join(f"{competency} {ok}/{asked}" for competency, ok, asked, _ in rows)
+    revisit = [section for *_, sections in rows for section in sections]
+    return scores + (f": revisit {'; '.join(revisit)}" if revisit else ": nothing to revisit")

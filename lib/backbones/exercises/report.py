@@ -54,4 +54,27 @@ def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
         writer = csv.writer(file)
         writer.writerow(["file", "student_id", "passed", "total"])
         writer.writerows([cell(file), cell(students[file]), passed, total] for file, passed, total in table)
+    write_competencies(rows, out)
     return table
+
+
+def write_competencies(rows: list[Row], out: Path) -> None:
+    """competencies.csv: for each submission with exam questions (Test yourself, the mock test),
+    each competency's score and the sections that teach what was missed."""
+    from backbones.exercises.exam import VALUE_EXERCISES, competency_summary
+
+    by_file: dict[str, dict[str, bool]] = {}
+    for row in rows:
+        if row.exercise in VALUE_EXERCISES:
+            by_file.setdefault(row.file, {})[row.exercise] = row.passed
+    if not by_file:
+        return
+    students = {row.file: row.student for row in rows if row.student}
+    with open(out / "competencies.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "student_id", "competency", "passed", "asked", "revisit"])
+        for name, passed in by_file.items():
+            for competency, ok, asked, revisit in competency_summary(passed):
+                writer.writerow(
+                    [cell(name), cell(students.get(name, "")), competency, ok, asked, cell("; ".join(revisit))]
+                )

@@ -1,4 +1,5 @@
-"""Make the student notebooks: ``student/*.ipynb`` from the masters ``chapters/*.ipynb``.
+"""Make the student notebooks: ``student/*.ipynb`` from the masters ``chapters/*.ipynb`` (and
+the mock test's master, ``chapters/11_mock_test.ipynb``, from *Test yourself*'s).
 
     python -m backbones.exercises.student          # write student/ from chapters/
     python -m backbones.exercises.student --check  # exit 1 when student/ is not fresh
@@ -19,6 +20,9 @@ import sys
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook, moved_notebook, write_notebook
+from backbones.exercises.mock import mock_notebook
+
+MOCK_TEST = "11_mock_test.ipynb"  # made from chapters/10_test_yourself.ipynb (exercises.mock)
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code.")'
@@ -85,8 +89,13 @@ def generate(root: Path) -> dict[Path, dict]:
     for old in MOVED:
         out[root / "chapters" / f"{old}.ipynb"] = moved_notebook(root, old, "chapters")
         out[root / "student" / f"{old}.ipynb"] = moved_notebook(root, old, "student")
-    for master_path in chapter_notebooks(root):
-        master = load_notebook(master_path)
+    masters = {path: load_notebook(path) for path in chapter_notebooks(root) if path.name != MOCK_TEST}
+    test_yourself = root / "chapters" / "10_test_yourself.ipynb"
+    if test_yourself in masters:  # the mock test's master is made from it, then treated as any master
+        masters[root / "chapters" / MOCK_TEST] = out[root / "chapters" / MOCK_TEST] = mock_notebook(
+            masters[test_yourself]
+        )
+    for master_path, master in masters.items():
         if any(BEGIN in "".join(c["source"]) for c in master["cells"] if c["cell_type"] == "code"):
             out[root / "student" / master_path.name] = student_notebook(master)
     return out
