@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -681,3 +682,38 @@ def test_the_mock_test_is_graded_on_each_student_s_draw_and_summed_up_per_compet
     assert int(vit["passed"]) == int(vit["asked"]) - 1
     assert VALUE_EXERCISES[missed].section in vit["revisit"]
     assert all(row["revisit"] == "" for row in table if row is not vit)
+
+
+@pytest.mark.slow
+def test_grade_one_writes_the_batch_s_rows_and_the_feedback_a_student_reads(tmp_path):
+    """grade_one (issue 30, item 2): one submission, one command, one JSON, with the same rows
+    and messages as the batch; the batch writes each submission's feedback (item 3), the same
+    Markdown the JSON carries."""
+    from backbones.exercises.grader import grade_all
+    from backbones.exercises.report import feedback_name, write_reports
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "alice-01_getting_started.ipynb").write_bytes(MASTER.read_bytes())
+    (folder / "bob-01_getting_started.ipynb").write_bytes((ROOT / "student" / MASTER.name).read_bytes())
+    batch = grade_all([folder], root=ROOT, timeout=60)
+    write_reports(batch, tmp_path / "grades")
+    for who in ("alice", "bob"):
+        out = tmp_path / f"{who}.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "backbones.exercises.grade_one", str(folder / f"{who}-01_getting_started.ipynb"),
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=600, cwd=ROOT,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        result = json.loads(out.read_text())
+        rows = [r for r in batch if r.file.startswith(who)]
+        assert [(r["exercise"], r["passed"], r["message"]) for r in result["rows"]] == [
+            (r.exercise, r.passed, r.message) for r in rows
+        ]
+        written = (tmp_path / "grades" / "feedback" / feedback_name(rows[0].file)).read_text()
+        assert written == result["feedback"].replace(result["file"], rows[0].file)
+        assert all(r.message in written for r in rows)
+    alice, bob = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("alice", "bob"))
+    assert (alice["passed"], alice["total"]) == (2, 2) and bob["passed"] == 0
+    assert "not implemented yet" in bob["feedback"] and "**0 of 2 exercises passed.**" in bob["feedback"]

@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {row.file} {row.exercise}: {row.message[:160]}")
         elif row.exercise == "-":
             print(f"  {row.file}: {row.message[:160]}")
-    print(f"wrote {args.out / 'grades.csv'} and {args.out / 'summary.csv'}")
+    print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.csv'} and {args.out / 'feedback'}/ (one each)")
     return 0
 
 

@@ -1,10 +1,14 @@
 """The grader's last stage: rows become ``grades.csv`` (one row per exercise) and ``summary.csv``
-(one row per submission), written so that no spreadsheet runs a cell and any text fits."""
+(one row per submission), written so that no spreadsheet runs a cell and any text fits; and, for
+each submission, ``feedback/*.md``, what its student reads: each exercise, passed or not, with
+the check's own message (what is wrong, where to look, the section that teaches it)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +59,48 @@ def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
         writer.writerow(["file", "student_id", "passed", "total"])
         writer.writerows([cell(file), cell(students[file]), passed, total] for file, passed, total in table)
     write_competencies(rows, out)
+    write_feedback(rows, out / "feedback")
     return table
+
+
+def feedback_name(file: str) -> str:
+    """A file name for ``file``'s feedback: its safe characters, and a hash of the whole so that
+    two submissions never share one (``a/same`` and ``b/same``)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", file.removesuffix(".ipynb"))[-80:].strip("._") or "submission"
+    return f"{stem}-{hashlib.sha256(file.encode('utf-8', 'backslashreplace')).hexdigest()[:8]}.md"
+
+
+def feedback(rows: list[Row]) -> str:
+    """The Markdown a student reads for one submission (``rows`` all of one file): the score, then
+    each exercise with its check's message, the same text the notebook's check prints."""
+    from backbones.exercises.exam import VALUE_EXERCISES, summary_text
+
+    file = rows[0].file
+    student = next((r.student for r in rows if r.student), "")
+    graded = [r for r in rows if r.exercise != "-"]
+    passed = sum(r.passed for r in graded)
+    lines = [f"# Feedback on {file}", ""]
+    lines += [f"Student id: `{student}`" if student else "Student id: not set in the notebook", ""]
+    lines += [f"**{passed} of {len(graded)} exercises passed.**", ""]
+    exam = {r.exercise: r.passed for r in graded if r.exercise in VALUE_EXERCISES}
+    if exam:
+        lines += [f"Per competency: {summary_text(exam)}.", ""]
+    for row in rows:
+        if row.exercise == "-":
+            lines += [f"- **About the whole notebook:** {row.message}"]
+        else:
+            mark = "passed" if row.passed else "not yet"
+            lines += [f"- **{row.exercise}** ({mark}): {row.message}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_feedback(rows: list[Row], folder: Path) -> None:
+    by_file: dict[str, list[Row]] = {}
+    for row in rows:
+        by_file.setdefault(row.file, []).append(row)
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, its_rows in by_file.items():
+        (folder / feedback_name(file)).write_text(feedback(its_rows), encoding="utf-8")
 
 
 def write_competencies(rows: list[Row], out: Path) -> None:
