@@ -9,6 +9,7 @@ import copy
 import csv
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -717,3 +718,76 @@ def test_grade_one_writes_the_batch_s_rows_and_the_feedback_a_student_reads(tmp_
     alice, bob = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("alice", "bob"))
     assert (alice["passed"], alice["total"]) == (2, 2) and bob["passed"] == 0
     assert "not implemented yet" in bob["feedback"] and "**0 of 2 exercises passed.**" in bob["feedback"]
+
+
+def _gradescope_results(tmp_path: Path, name: str, submission: bytes | None) -> dict:
+    """Lay out Gradescope's folders (source, submission, results), run the bundle's run_autograder
+    there, return results.json checked against the format's required fields and types."""
+    import zipfile
+
+    from backbones.exercises.gradescope import VISIBILITY, build
+
+    root = tmp_path / name / "autograder"
+    (root / "submission").mkdir(parents=True)
+    bundle = build(MASTER, tmp_path / name / "autograder.zip", root=ROOT)
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(root / "source")
+        assert {"setup.sh", "run_autograder", "pyproject.toml", "constraints.txt"} <= set(archive.namelist())
+        assert archive.getinfo("run_autograder").external_attr >> 16 & 0o111  # executable
+    if submission is not None:
+        (root / "submission" / MASTER.name).write_bytes(submission)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    run = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads((root / "results" / "results.json").read_text())
+    assert isinstance(result["score"], (int, float)) and isinstance(result["output"], str)
+    assert result["visibility"] in VISIBILITY and isinstance(result["tests"], list)
+    for test in result["tests"]:
+        assert isinstance(test["name"], str) and isinstance(test["output"], str)
+        assert isinstance(test["score"], (int, float)) and isinstance(test["max_score"], (int, float))
+        assert 0 <= test["score"] <= test["max_score"] and test["visibility"] in VISIBILITY
+    assert result["score"] == sum(t["score"] for t in result["tests"])
+    return result
+
+
+@pytest.mark.slow
+def test_the_gradescope_bundle_grades_honest_wrong_and_hostile_submissions(tmp_path):
+    """Issue 30, item 1, tested as far as it can be here: the zip's run_autograder in Gradescope's
+    folder layout. An honest notebook scores 2 of 2; the student version 0, each test saying what
+    the check says; a hostile one that writes its own results.json is graded, and the grader's
+    results.json is what remains; an empty submission gets a results.json that says so."""
+    honest = _gradescope_results(tmp_path, "honest", MASTER.read_bytes())
+    assert honest["score"] == 2 and [t["name"] for t in honest["tests"]] == ["top_k_accuracy", "cross_entropy"]
+    wrong = _gradescope_results(tmp_path, "wrong", (ROOT / "student" / MASTER.name).read_bytes())
+    assert wrong["score"] == 0 and all("not implemented yet" in t["output"] for t in wrong["tests"])
+    forged = tmp_path / "hostile" / "autograder" / "results" / "results.json"
+    hostile_nb = copy.deepcopy(load_notebook(MASTER))
+    _replace_in_cell(
+        hostile_nb,
+        "def top_k_accuracy(",
+        "    # BEGIN SOLUTION\n",
+        "    # BEGIN SOLUTION\n"
+        f"    import json, os; os.makedirs({str(forged.parent)!r}, exist_ok=True)\n"
+        f"    open({str(forged)!r}, 'w').write(json.dumps({{'score': 100, 'tests': []}}))\n"
+        "    return 1.0\n",
+    )
+    hostile = _gradescope_results(tmp_path, "hostile", json.dumps(hostile_nb).encode())
+    assert hostile["score"] == 1 and hostile["tests"][0]["score"] == 0  # its own forgery is gone
+    empty = _gradescope_results(tmp_path, "empty", None)
+    assert empty["score"] == 0 and empty["tests"] == [] and "no notebook" in empty["output"]
+    # setup.sh's install step, offline: the bundle's source builds the library's wheel, checks and all
+    source = tmp_path / "empty" / "autograder" / "source"
+    assert "--use-pep517" in (source / "setup.sh").read_text()
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-build-isolation", "-q", str(source),
+         "-w", str(tmp_path / "wheel")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = (tmp_path / "wheel").glob("backbones-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "backbones/exercises/grader.py" in names and "backbones/assets/degradation_controls.json" in names
