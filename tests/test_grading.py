@@ -791,3 +791,43 @@ def test_the_gradescope_bundle_grades_honest_wrong_and_hostile_submissions(tmp_p
     (wheel,) = (tmp_path / "wheel").glob("backbones-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "backbones/exercises/grader.py" in names and "backbones/assets/degradation_controls.json" in names
+
+
+@pytest.mark.slow
+def test_a_course_from_an_lms_export_with_a_roster(tmp_path, capsys):
+    """Issue 30, item 5: submissions as an LMS exports them (a folder per student, names a student
+    mangled), a roster, and students.csv with each student's chapters and competencies; a
+    roster without its id column is refused with a clear message, nothing graded."""
+    from backbones.exercises.grader import main
+
+    folder = tmp_path / "export"
+    for student, name, data in (
+        ("alice", "01_getting_started.ipynb", MASTER.read_bytes()),
+        ("bob", "01-Getting_Started (1).ipynb", (ROOT / "student" / MASTER.name).read_bytes()),
+        ("eve", "01_getting_started.ipynb", MASTER.read_bytes()),
+    ):
+        (folder / student).mkdir(parents=True)
+        (folder / student / name).write_bytes(data)
+    carol = _set_answers(load_notebook(ROOT / "student" / TEST_YOURSELF.name), "carol", _answers_for("carol"))
+    (folder / "carol-10_test_yourself.ipynb").write_text(json.dumps(carol))
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student_ID,Name\nalice,Alice A\nbob,Bob B\ncarol,Carol C\ndave,Dave D\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,name\nalice,Alice\n")
+    with pytest.raises(SystemExit) as refused:
+        main([str(folder), "--roster", str(bad), "--out", str(tmp_path / "never")])
+    assert refused.value.code == 2 and "needs a student_id column" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+    assert main([str(folder), "--roster", str(roster), "--out", str(tmp_path / "grades"), "--timeout", "60"]) == 0
+    with open(tmp_path / "grades" / "students.csv", newline="") as file:
+        students = {row["student_id"]: row for row in csv.DictReader(file)}
+    assert list(students) == ["alice", "bob", "carol", "dave", "eve"]  # the roster's order, then the unknown
+    assert (students["alice"]["passed"], students["alice"]["total"]) == ("2", "2")
+    assert students["alice"]["chapters"] == "01_getting_started 2/2" and students["alice"]["name"] == "Alice A"
+    assert students["bob"]["chapters"] == "01_getting_started 0/2"  # found despite its name
+    assert students["carol"]["chapters"] == "10_test_yourself 14/14"
+    assert students["carol"]["competencies"] == (
+        "vanishing gradients and ResNet 4/4; self-attention and Transformers 5/5; the Vision Transformer 5/5"
+    )
+    assert students["dave"]["submissions"] == "0" and students["dave"]["on_roster"] == "yes"
+    assert students["eve"]["on_roster"] == "no"

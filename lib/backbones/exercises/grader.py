@@ -52,8 +52,11 @@ a syntax error, a crash, a hang) costs only its own rows.
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import hashlib
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -72,7 +75,7 @@ from backbones.exercises.reading import (
     read_submission,
     student_id,
 )
-from backbones.exercises.report import Row, printable, write_reports
+from backbones.exercises.report import Row, printable, read_roster, write_reports
 from backbones.exercises.sandbox import (
     SandboxRun,
     library_copy,
@@ -116,12 +119,17 @@ def exercises_in(nb: dict) -> list[str]:
 
 
 def find_master(submission: Path, masters: list[Path]) -> Path | None:
-    """The master whose file name (without .ipynb) the submission's file name contains; a
+    """The master whose file name (without .ipynb) the submission's file name contains, read
+    without case or separators (``04-ResNet (1).ipynb``, Canvas's ``smith_123_456_04_resnet``); a
     chapter's old name (before the book grew, ``book.MOVED``) stands for its new one."""
-    stem = submission.stem
+
+    def key(name: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", name.lower())
+
+    stem = key(submission.stem)
     for old, new in MOVED.items():
-        stem = stem.replace(old, new)
-    matches = [m for m in masters if m.stem in stem]
+        stem = stem.replace(key(old), key(new))
+    matches = [m for m in masters if key(m.stem) in stem]
     return max(matches, key=lambda m: len(m.stem)) if matches else None
 
 
@@ -355,7 +363,7 @@ def grade_all(
                     graded.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
             except Exception as error:  # whatever one file does costs its own rows only
                 graded = [Row(name, "-", False, f"could not be graded ({type(error).__name__}: {str(error)[:200]})")]
-            rows += graded
+            rows += [dataclasses.replace(r, chapter=chapter.stem if chapter else "") for r in graded]
             student = next((r.student for r in graded if r.student), "")
             if student and chapter is not None:
                 ids.setdefault((chapter.stem, student), []).append(name)
@@ -387,13 +395,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", type=Path, help="the chapter's master notebook (default: from the file name)")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for grades.csv and summary.csv")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per exercise")
+    parser.add_argument(
+        "--roster", type=Path, help="a CSV with student_id (and name) columns: students.csv lists everyone"
+    )
     args = parser.parse_args(argv)
     if not args.submissions:
         parser.error("no submissions given")
+    try:
+        roster = read_roster(args.roster) if args.roster else None
+    except (OSError, ValueError, csv.Error) as error:
+        parser.error(str(error))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated grader still removes its folders
     print(sandbox_note(), file=sys.stderr)
     rows = grade_all(args.submissions, master=args.master, timeout=args.timeout)
-    table = write_reports(rows, args.out)
+    table = write_reports(rows, args.out, roster)
     width = max((len(file) for file, _, _ in table), default=0)
     for file, passed, total in table:
         print(f"{file:<{width}}  {passed}/{total}")

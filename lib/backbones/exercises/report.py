@@ -22,6 +22,7 @@ class Row:
     passed: bool
     message: str
     student: str = ""  # the STUDENT_ID the row was graded under ("" when the notebook sets none)
+    chapter: str = ""  # the master's name, 04_resnet (set by the batch)
 
 
 def printable(path: str) -> str:
@@ -38,7 +39,7 @@ def cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
+def write_reports(rows: list[Row], out: Path, roster: dict[str, str] | None = None) -> list[tuple[str, int, int]]:
     """Write grades.csv and summary.csv into ``out``; return the summary ``(file, passed, total)``."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
@@ -60,6 +61,7 @@ def write_reports(rows: list[Row], out: Path) -> list[tuple[str, int, int]]:
         writer.writerows([cell(file), cell(students[file]), passed, total] for file, passed, total in table)
     write_competencies(rows, out)
     write_feedback(rows, out / "feedback")
+    write_students(rows, out, roster)
     return table
 
 
@@ -101,6 +103,79 @@ def write_feedback(rows: list[Row], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for file, its_rows in by_file.items():
         (folder / feedback_name(file)).write_text(feedback(its_rows), encoding="utf-8")
+
+
+def read_roster(path: Path) -> dict[str, str]:
+    """``{student id: name}`` from a CSV with a ``student_id`` column (and ``name``, optional), as
+    an LMS exports one; a clear error for a file without the column."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        reader = csv.DictReader(file)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if "student_id" not in fields:
+            raise ValueError(f"{path}: a roster needs a student_id column (it has: {', '.join(fields) or 'none'})")
+        rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    return {row["student_id"]: row.get("name", "") for row in rows if row.get("student_id")}
+
+
+def who(row: Row) -> str:
+    """Whose submission a row is: the notebook's ``STUDENT_ID`` where it sets one, else what the
+    LMS export's path says: the folder (``alice/04_resnet.ipynb``, Moodle's and Gradescope's
+    exports), or the file name's part before the chapter (``alice-04_resnet``, Canvas's
+    ``smith_123_456_04_resnet``: its first field)."""
+    if row.student:
+        return row.student
+    parts = Path(row.file).parts
+    if len(parts) > 1:
+        return parts[0]
+    stem = Path(row.file).stem
+    before = re.split(r"[^A-Za-z0-9]*" + re.escape(row.chapter), stem, maxsplit=1)[0] if row.chapter else ""
+    return re.split(r"[_\-\s]", before, maxsplit=1)[0] if before else ""
+
+
+def write_students(rows: list[Row], out: Path, roster: dict[str, str] | None = None) -> list[list]:
+    """students.csv: one row per student (every one on the roster, and every one seen, by
+    :func:`who`): their chapters' scores, their exam questions per competency, and whether the
+    roster knows them."""
+    from backbones.exercises.exam import VALUE_EXERCISES, competency_summary
+
+    roster = roster or {}
+    chapters: dict[str, dict[str, list[int]]] = {}
+    exam: dict[str, dict[str, bool]] = {}
+    files: dict[str, set[str]] = {}
+    for row in rows:
+        student = who(row)
+        if not student or row.exercise == "-":
+            continue
+        row = Row(row.file, row.exercise, row.passed, row.message, student, row.chapter)
+        score = chapters.setdefault(row.student, {}).setdefault(row.chapter or "?", [0, 0])
+        score[0] += row.passed
+        score[1] += 1
+        files.setdefault(row.student, set()).add(row.file)
+        if row.exercise in VALUE_EXERCISES:  # the best of their attempts (Test yourself, the mock test)
+            seen = exam.setdefault(row.student, {})
+            seen[row.exercise] = seen.get(row.exercise, False) or row.passed
+    table = []
+    for student in [*roster, *sorted(s for s in chapters if s not in roster)]:
+        scores = chapters.get(student, {})
+        table.append(
+            [
+                student,
+                roster.get(student, ""),
+                "yes" if student in roster else ("no" if roster else ""),
+                len(files.get(student, ())),
+                sum(p for p, _ in scores.values()),
+                sum(t for _, t in scores.values()),
+                "; ".join(f"{c} {p}/{t}" for c, (p, t) in sorted(scores.items())),
+                "; ".join(f"{c} {ok}/{n}" for c, ok, n, _ in competency_summary(exam.get(student, {}))),
+            ]
+        )
+    with open(out / "students.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["student_id", "name", "on_roster", "submissions", "passed", "total", "chapters", "competencies"]
+        )
+        writer.writerows([cell(v) if isinstance(v, str) else v for v in row] for row in table)
+    return table
 
 
 def write_competencies(rows: list[Row], out: Path) -> None:
