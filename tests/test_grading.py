@@ -831,3 +831,32 @@ def test_a_course_from_an_lms_export_with_a_roster(tmp_path, capsys):
     )
     assert students["dave"]["submissions"] == "0" and students["dave"]["on_roster"] == "yes"
     assert students["eve"]["on_roster"] == "no"
+
+
+@pytest.mark.slow
+def test_a_pool_of_graders_gives_the_rows_of_one_grader(tmp_path):
+    """--jobs (issue 30, item 4, in part): submissions graded by a pool of spawned grader
+    processes, each submission in its own sandboxed children; the rows are those of the
+    one-at-a-time batch, in the same order, a hostile submission's included."""
+    from backbones.exercises.grader import grade_all
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    wrong = copy.deepcopy(load_notebook(MASTER))
+    _replace_in_cell(wrong, "def top_k_accuracy(", "    # BEGIN SOLUTION\n", "    # BEGIN SOLUTION\n    return 0.5\n")
+    hostile = copy.deepcopy(load_notebook(MASTER))
+    _replace_in_cell(
+        hostile,
+        "def top_k_accuracy(",
+        "    # BEGIN SOLUTION\n",
+        "    # BEGIN SOLUTION\n    import os; [open(f'/tmp/{i}', 'w') for i in range(3)]; os.system('sleep 100 &')\n",
+    )
+    notebooks = {"a": load_notebook(MASTER), "b": load_notebook(ROOT / "student" / MASTER.name), "c": wrong}
+    notebooks["d"] = hostile
+    for name, nb in notebooks.items():
+        (folder / f"{name}-01_getting_started.ipynb").write_text(json.dumps(nb))
+    one = grade_all([folder], root=ROOT, timeout=60)
+    pool = grade_all([folder], root=ROOT, timeout=60, jobs=2)
+    assert pool == one
+    assert [r.passed for r in one if r.file.startswith("a")] == [True, True]
+    assert not any(r.passed for r in one if r.file.startswith("b"))

@@ -324,6 +324,21 @@ def find_submissions(submissions: list[Path]) -> list[Path]:
     return sorted(found)
 
 
+def _grade_file(job: tuple) -> list[Row]:
+    """One submission's rows (in the batch's process, or in a pool's worker): its own sandboxed
+    children, never shared with another submission's; a file that changes while it is graded
+    gets a row that says so; whatever one file does costs its own rows only."""
+    submission, name, chapter, timeout, library = job
+    try:
+        before = _fingerprint(submission) if os.path.isfile(submission) and not submission.is_symlink() else None
+        graded = grade(submission, chapter, name=name, timeout=timeout, library=library)
+        if before is not None and _fingerprint(submission) != before:
+            graded.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
+    except Exception as error:
+        graded = [Row(name, "-", False, f"could not be graded ({type(error).__name__}: {str(error)[:200]})")]
+    return graded
+
+
 def grade_all(
     submissions: list[Path],
     *,
@@ -331,6 +346,7 @@ def grade_all(
     timeout: float = DEFAULT_TIMEOUT_S,
     root: Path | None = None,
     submissions_root: Path | None = None,
+    jobs: int = 1,
 ) -> list[Row]:
     """Grade every submission (files, or folders searched for ``*.ipynb``); rows name each file by
     its path relative to the submissions' common folder. No submission is written to, no link is
@@ -349,20 +365,32 @@ def grade_all(
     masters = [] if master else chapter_notebooks(book) if book else []
     rows: list[Row] = []
     ids: dict[tuple[str, str], list[str]] = {}
+    work = [
+        (
+            submission,
+            printable(os.path.relpath(submission, base) if submission.is_relative_to(base) else submission.name),
+            master or find_master(submission, masters),
+        )
+        for submission in files
+    ]
     with temporary_folder("lib") as tmp:
         library = library_copy(Path(tmp))
-        for submission in files:
-            name = printable(os.path.relpath(submission, base) if submission.is_relative_to(base) else submission.name)
-            chapter = master or find_master(submission, masters)
-            try:
-                before = (
-                    _fingerprint(submission) if os.path.isfile(submission) and not submission.is_symlink() else None
-                )
-                graded = grade(submission, chapter, name=name, timeout=timeout, library=library)
-                if before is not None and _fingerprint(submission) != before:
-                    graded.append(Row(name, "-", False, "the submission changed on disk while it was graded"))
-            except Exception as error:  # whatever one file does costs its own rows only
-                graded = [Row(name, "-", False, f"could not be graded ({type(error).__name__}: {str(error)[:200]})")]
+        if jobs > 1 and len(work) > 1:  # a pool of grader processes, one submission at a time each
+            import concurrent.futures
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited
+            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = [pool.submit(_grade_file, (s, n, c, timeout, library)) for s, n, c in work]
+                concurrent.futures.wait(futures)
+            # a worker that died (killed, out of memory) costs no rows: its submissions are graded here
+            done = [
+                f.result() if not f.exception() else _grade_file((s, n, c, timeout, library))
+                for f, (s, n, c) in zip(futures, work)
+            ]
+        else:
+            done = [_grade_file((s, n, c, timeout, library)) for s, n, c in work]
+        for (_, name, chapter), graded in zip(work, done):
             rows += [dataclasses.replace(r, chapter=chapter.stem if chapter else "") for r in graded]
             student = next((r.student for r in graded if r.student), "")
             if student and chapter is not None:
@@ -396,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for grades.csv and summary.csv")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per exercise")
     parser.add_argument(
+        "--jobs", type=int, default=1, help="submissions graded at once, each in its own grader process (default 1)"
+    )
+    parser.add_argument(
         "--roster", type=Path, help="a CSV with student_id (and name) columns: students.csv lists everyone"
     )
     args = parser.parse_args(argv)
@@ -407,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated grader still removes its folders
     print(sandbox_note(), file=sys.stderr)
-    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout)
+    if args.jobs < 1:
+        parser.error("--jobs must be 1 or more")
+    rows = grade_all(args.submissions, master=args.master, timeout=args.timeout, jobs=args.jobs)
     table = write_reports(rows, args.out, roster)
     width = max((len(file) for file, _, _ in table), default=0)
     for file, passed, total in table:
