@@ -91,3 +91,13 @@ def test_chapter_04s_landscape_table_is_what_its_text_says(built_html):
     rows = dict(re.findall(r"(plain-56|ResNet-56)\s+[\d.]+\s+([\d.e+]+)\s+\d+%", text))
     orders = math.log10(float(rows["plain-56"]) / float(rows["ResNet-56"]))
     assert 4 <= orders <= 5.5, rows
+
+
+@pytest.mark.book
+def test_chapter_07_shows_that_the_heads_do_not_change_the_parameter_count(built_html):
+    """The sentence Test yourself's multi-head question rests on, with its control on the page:
+    the same layer with 1, 8 and 64 heads has 4d^2 + 4d parameters each time."""
+    html = (built_html / "chapters" / "07_attention.html").read_text()
+    for heads in (" 1 heads", " 8 heads", "64 heads"):
+        assert f"{heads}: 16,640 parameters" in html
+    assert "4 * 64**2 + 4 * 64 = 16,640" in html

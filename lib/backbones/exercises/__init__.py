@@ -133,9 +133,9 @@ def mock_test(student_id: str) -> list[str] | None:
 
 
 def explain(exercise: str, student_id: str) -> None:
-    """After answering: the answer and why each wrong answer is wrong, as the rendered book shows
-    it for the book's own id (where it sits in a closed dropdown). For any other id, only once its
-    answer passes, so the explanation cannot stand in for the answer."""
+    """The answer and why each wrong answer is wrong, for the book's own id: the rendered book
+    shows it in a closed dropdown under each question. For any other id it points to the check,
+    so the explanation cannot stand in for the student's own answer."""
     from backbones.exercises.core import BOOK_ID
 
     question = VALUE_EXERCISES[exercise]

@@ -10,7 +10,7 @@ import random
 
 import torch
 
-from backbones.exercises.core import Mistake, ValueExercise, choice
+from backbones.exercises.core import Mistake, ValueExercise, choice, variant_seed
 
 RESNET = "chapter 4, {}"
 ATTENTION = "chapter 7, {}"
@@ -165,6 +165,11 @@ MHA_PARAMS = ValueExercise(
         "no_output": Mistake(
             "the output projection W_O (E x E, with its bias) counts too",
             lambda width, heads: 3 * width * width + 3 * width,
+        ),
+        "head_square": Mistake(
+            "a head's projections are not d x d: each maps all E features to its d = E/H, so its W_q is "
+            "E x d, and the H heads' together make E x E",
+            lambda width, heads: 4 * heads * (width // heads) ** 2 + 4 * width,
         ),
         "divided": Mistake(
             "H heads of E/H features each make E features: splitting into heads does not shrink the layer",
@@ -418,13 +423,15 @@ POSITIONS = choice(
 MORE_DATA = choice(
     "vit_needs_data",
     "Trained from scratch on a small dataset, a ViT does worse than a ResNet of similar size; pre-trained "
-    "on far more images (ImageNet-21k, JFT-300M) it matches or beats it. Why does it need more data?",
+    "on far more images (ImageNet-21k, JFT-300M) it matches or beats it. Why does it need more data, "
+    "in Dosovitskiy et al.'s explanation (which chapter 9's shift controls support in part)?",
     {
         "inductive": ("It lacks a CNN's built-in locality and translation equivariance: it must learn them.", None),
         "params": (
             "It has far more parameters than any ResNet, and more parameters need more data to fit.",
-            "ViT-B/16 (86M) and ResNet-152 (60M) are of a size; at equal size the gap remains: it comes from "
-            "what the architecture assumes, not from how big it is",
+            "ViT-B/16 (86M) and ResNet-152 (60M) are of a size, and in Dosovitskiy et al.'s figures 3 and 4 "
+            "ViTs trail ResNets of their size on the smaller pre-training sets: the gap comes from what the "
+            "architecture assumes, not from how big it is",
         ),
         "quadratic": (
             "Attention costs the square of the patches, so each image teaches it less than a CNN.",
@@ -581,8 +588,6 @@ def mock_draw(student_id: str, size: int = MOCK_SIZE) -> list[str]:
     competencies as ``size`` allows (10: three, three and four, the four falling on a competency
     drawn per student), in the bank's order. The grader draws the same from the notebook's
     ``STUDENT_ID``."""
-    from backbones.exercises.core import variant_seed
-
     r = random.Random(variant_seed(student_id, "mock_test"))
     groups = list(COMPETENCIES.values())
     base, extra = divmod(size, len(groups))

@@ -33,7 +33,7 @@ lecture's three competencies ({", ".join(f"**{c}**" for c in COMPETENCIES)}) as 
 different set for each `STUDENT_ID`. Give yourself {MOCK_MINUTES} minutes, without the chapters.
 
 - Set `STUDENT_ID`, run the cell below it: it lists the questions of **your** test and the time
-  to stop. Answer those (each is marked with its name); skip the others.
+  to stop. Answer those (each question gives the name the list uses); skip the others.
 - The grader grades your questions alone and sums them up per competency ("the Vision
   Transformer 4/4, self-attention and Transformers 2/3"), with the sections to revisit for what
   you missed.
@@ -72,7 +72,7 @@ def mock_notebook(test_yourself: dict) -> dict:
             continue  # the explanations stay in Test yourself
         if cell["cell_type"] == "markdown" and QUESTION.search(text):
             name = next(m.group(1) for c in rest[i:] if (m := CHECK.search("".join(c["source"]))))
-            text = QUESTION.sub(lambda m: f"### Question {m.group(1)}: {m.group(2)} (`{name}`)", text, count=1)
+            text = QUESTION.sub(lambda m: f"{m.group(0)}\n\nIn your test's list: `{name}`.", text, count=1)
             cell = {**cell, "source": _lines(text)}
         out.append(cell)
     out.append(_markdown(HAND_IN, "mock-hand-in"))
