@@ -860,3 +860,65 @@ def test_a_pool_of_graders_gives_the_rows_of_one_grader(tmp_path):
     assert pool == one
     assert [r.passed for r in one if r.file.startswith("a")] == [True, True]
     assert not any(r.passed for r in one if r.file.startswith("b"))
+
+
+def test_the_library_copy_is_compiled_once_so_no_child_compiles_it(tmp_path):
+    """The sandbox binds the library's copy read-only: without a .pyc beside each module, every
+    child would compile the whole library at its start (issue 30, item 4)."""
+    import importlib.util
+
+    from backbones.exercises.sandbox import library_copy
+
+    target = library_copy(tmp_path)
+    modules = sorted(target.rglob("*.py"))
+    assert len(modules) > 20
+    stale = [m for m in modules if not Path(importlib.util.cache_from_source(m)).is_file()]
+    assert not stale, stale
+    assert not (target / "backbones" / "exercises" / "grader.py").exists()  # still no solutions in it
+
+
+def test_the_child_imports_torchvision_and_pyplot_when_they_are_first_used():
+    """A submission that imports torchvision and pyplot (as chapter 04's notebook does) no longer
+    pays for torch._dynamo, which torchvision's import brings, nor for pyplot's, unless a checked
+    function uses them; one that uses them gets the real modules, even when torch is imported
+    after them (torch's import looks at every module: that must not start them) (issue 30, item 4)."""
+    from backbones.exercises.sandbox import CHILD
+
+    code = (
+        f"import sys; sys.path.insert(0, {str(CHILD.parent)!r}); import _child; _child._import_lazily()\n"
+        "import torchvision, torch\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torchvision ran at its import'\n"
+        "block = torchvision.ops.SqueezeExcitation(8, 2)\n"
+        "assert 'torch._dynamo' in sys.modules and block(torch.ones(1, 8, 2, 2)).shape == (1, 8, 2, 2)\n"
+        "from torchvision.models import resnet18\n"
+        "assert resnet18().fc.out_features == 1000\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert 'matplotlib.figure' not in sys.modules, 'pyplot ran at its import'\n"
+        "assert plt.figure().number == 1 and 'matplotlib.figure' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_submission_s_exit_handlers_do_not_run_and_its_results_stand(tmp_path):
+    """The child leaves without the interpreter's teardown (about a second, with torch) once its
+    last result is written: an ``atexit`` handler the submission registers, here one that would
+    hang past the time limit, never runs, so the child ends by itself, and the grade is the
+    function's (issue 30, item 4)."""
+    from backbones.exercises import grader
+    from backbones.exercises.sandbox import library_copy
+
+    def registers_a_hang(nb):
+        _replace_in_cell(
+            nb,
+            "def top_k_accuracy(",
+            "    # BEGIN SOLUTION\n",
+            "    # BEGIN SOLUTION\n    import atexit, time\n    atexit.register(time.sleep, 600)\n",
+        )
+
+    path = _variant("atexit", registers_a_hang, tmp_path)
+    reading = grader.read(path, MASTER)
+    runs = grader.run_functions(reading, timeout=15, library=library_copy(tmp_path / "lib"))
+    assert runs and all(not run.timed_out and run.stopped is None for run in runs.values()), runs
+    results = grader.judge(reading, runs, None, timeout=15)
+    assert all(result.passed for result in results.values()), results

@@ -424,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for grades.csv and summary.csv")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per exercise")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="submissions graded at once, each in its own grader process (default 1)"
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="submissions graded at once, each in its own grader process and sandbox (default: the cores)",
     )
     parser.add_argument(
         "--roster", type=Path, help="a CSV with student_id (and name) columns: students.csv lists everyone"

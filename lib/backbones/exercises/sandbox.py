@@ -19,6 +19,7 @@ are checked against their sizes before anything is loaded (:func:`read_arrays`).
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import functools
 import io
@@ -331,6 +332,9 @@ def library_copy(folder: Path) -> Path:
     (target / "backbones" / "exercises" / "__init__.py").write_text(
         '"""Not available while grading: the checks run in the grader, not here."""\n'
     )
+    # Compiled here, once: the sandbox binds the copy read-only, where each child would otherwise
+    # compile the whole library from source at its start (0.6 s a child, measured 2026-12-06).
+    compileall.compile_dir(target, quiet=2, workers=1)
     return target
 
 
