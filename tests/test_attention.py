@@ -116,7 +116,7 @@ def minilm():
 
 
 def test_minilm_loads_offline_with_attention(minilm):
-    assert minilm.name == "minilm" and "offline" in minilm.note
+    assert minilm.name == "minilm" and "no download" in minilm.note
     tokens, attention = minilm.attention("The animal didn't cross the street because it was too tired.")
     assert attention.shape == (6, 12, len(tokens), len(tokens))
     torch.testing.assert_close(attention.sum(-1), torch.ones(6, 12, len(tokens)))

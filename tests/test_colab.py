@@ -98,8 +98,9 @@ def test_the_import_check_can_fail(tmp_path):
     assert not owners & _installed_with("backbones")  # the book's build tool is not a reader's need
 
 
-def test_a_failed_install_stops_the_setup_cell_with_a_message(monkeypatch):
-    """Run the real setup cell in IPython with `backbones` unimportable and pip doing nothing."""
+def test_a_failed_install_stops_the_setup_cell_with_a_message(monkeypatch, capsys):
+    """Run the real setup cell in IPython with `backbones` unimportable and pip doing nothing: it
+    says what it installs and how big that is before pip starts (issue 29, item 7)."""
     from IPython.core.interactiveshell import InteractiveShell
 
     class NoBackbones:
@@ -113,12 +114,15 @@ def test_a_failed_install_stops_the_setup_cell_with_a_message(monkeypatch):
     monkeypatch.setattr(sys, "meta_path", [NoBackbones(), *sys.meta_path])
     shell = InteractiveShell.instance()
     pip_calls = []
-    shell.register_magic_function(lambda line: pip_calls.append(line), magic_kind="line", magic_name="pip")
+    shell.register_magic_function(
+        lambda line: pip_calls.append((line, capsys.readouterr().out)), magic_kind="line", magic_name="pip"
+    )
     try:
         result = shell.run_cell(setup_cell_source(ROOT))
     finally:
         InteractiveShell.clear_instance()
-    assert len(pip_calls) == 1 and "backbones @ git+https://github.com/backbones-book/backbones@main" in pip_calls[0]
+    assert len(pip_calls) == 1 and "backbones @ git+https://github.com/backbones-book/backbones@main" in pip_calls[0][0]
+    assert "about 220 MB" in pip_calls[0][1]  # said before the download starts
     assert isinstance(result.error_in_exec, RuntimeError)
     assert "installing the book's library failed" in str(result.error_in_exec)
 

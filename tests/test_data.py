@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import backbones as bb
-from backbones import data as data_module
+from backbones import sources
 
 
 def test_digits_are_real_and_split_stratified():
@@ -20,38 +20,37 @@ def test_digits_are_real_and_split_stratified():
 
 def test_quick_profile_asks_for_digits():
     data = bb.load_image_data()
-    assert data.name == "digits" and "offline" in data.note
+    assert data.name == "digits" and "The quick profile's data" in data.note and "offline" not in data.note
 
 
 def test_cifar10_offline_falls_back_to_digits_and_says_why(monkeypatch, tmp_path):
     monkeypatch.delenv("BACKBONES_OFFLINE")
-    monkeypatch.setattr(data_module, "reachable", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(sources, "reachable", lambda host, timeout=3.0: False)
     data = bb.load_image_data("cifar10", root=tmp_path)
     assert data.name == "digits"
-    assert data.note.startswith("CIFAR-10 unavailable offline") and "using scikit-learn's digits" in data.note
-    assert "CIFAR-10 unavailable offline" in str(data)
+    assert data.note.startswith("CIFAR-10 unavailable (not cached and offline: www.cs.toronto.edu unreachable)")
+    assert "using scikit-learn's digits" in data.note and "CIFAR-10 unavailable" in str(data)
 
 
 def test_offline_switch_skips_the_network(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise AssertionError("the network was tried although BACKBONES_OFFLINE=1")
 
-    monkeypatch.setattr(data_module, "reachable", no_network)
+    monkeypatch.setattr(sources, "reachable", no_network)
     data = bb.load_image_data("cifar10", root=tmp_path)
     assert data.name == "digits" and "BACKBONES_OFFLINE=1" in data.note
 
 
 def test_a_failed_download_does_not_stop_the_chapter(monkeypatch, tmp_path):
+    from torchvision import datasets
+
     monkeypatch.delenv("BACKBONES_OFFLINE")
-    monkeypatch.setattr(data_module, "reachable", lambda host, timeout=3.0: True)
-    real = data_module.load_cifar10
+    monkeypatch.setattr(sources, "reachable", lambda host, timeout=3.0: True)
 
-    def flaky(*, root=None, download=False, augment=True):
-        if download:
-            raise ConnectionResetError("connection reset by peer")
-        return real(root=root, download=False, augment=augment)
+    def flaky(self):
+        raise ConnectionResetError("connection reset by peer")
 
-    monkeypatch.setattr(data_module, "load_cifar10", flaky)
+    monkeypatch.setattr(datasets.CIFAR10, "download", flaky)
     data = bb.load_image_data("cifar10", root=tmp_path)
     assert data.name == "digits" and "download failed (ConnectionResetError" in data.note
 

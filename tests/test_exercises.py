@@ -282,7 +282,11 @@ def test_ask_prints_the_variant_and_returns_its_numbers(capsys):
     q = bb.exercises.ask("vit_tokens", "alice")
     assert q == VALUE_EXERCISES["vit_tokens"].variant("alice")
     assert f"{q['image_size']}x{q['image_size']}" in capsys.readouterr().out
-    assert bb.exercises.ask("vit_tokens", "") is None and "STUDENT_ID" in capsys.readouterr().out
+    for empty in ("", "  ", None):  # a student notebook starts with STUDENT_ID = "": it stops here, saying why
+        with pytest.raises(bb.exercises.MissingStudentId, match='fill in STUDENT_ID = "..." at the top'):
+            bb.exercises.ask("vit_tokens", empty)
+    with pytest.raises(bb.exercises.MissingStudentId, match="which questions you get"):
+        bb.exercises.mock_test("")
     with pytest.raises(KeyError, match="no question named"):
         bb.exercises.ask("nope", "alice")
 

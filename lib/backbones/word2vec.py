@@ -35,7 +35,6 @@ CORPORA = {
     ),
     "text8": ("text8", "the first 10^8 characters of English Wikipedia (Mahoney), 17M words, downloaded"),
 }
-TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 
 
 @dataclass
@@ -88,7 +87,7 @@ def load_corpus(name: str = "head500", *, min_count: int = 5) -> Corpus:
             return corpus
         # one long document, cut into 10,000-word pieces (as gensim's Text8Corpus does)
         documents = [words[i : i + 10_000] for i in range(0, len(words), 10_000)]
-        return corpus_from(documents, name=name, note=note, min_count=min_count)
+        return corpus_from(documents, name=name, note=f"{note} ({why})" if why else note, min_count=min_count)
     from gensim.test.utils import datapath
 
     lines = Path(datapath(file)).read_text(encoding="utf-8").splitlines()
@@ -98,26 +97,16 @@ def load_corpus(name: str = "head500", *, min_count: int = 5) -> Corpus:
 
 
 def _text8() -> tuple[list[str] | None, str]:
-    """text8's words from the cache, fetched first if need be; ``(None, why)`` when it cannot be."""
-    import urllib.request
+    """text8's words, through :func:`backbones.sources.fetch`; ``(None, why)`` when it cannot be had."""
     import zipfile
 
-    from backbones.data import data_dir, offline_forced, reachable
+    from backbones import sources
 
-    path = data_dir() / "text8.zip"
-    if not path.exists():
-        if offline_forced():
-            return None, "BACKBONES_OFFLINE=1"
-        if not reachable(("mattmahoney.net", 80)):
-            return None, "offline: mattmahoney.net is unreachable"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            urllib.request.urlretrieve(TEXT8_URL, path.with_suffix(".part"))
-            path.with_suffix(".part").rename(path)
-        except OSError as error:
-            return None, f"download failed ({type(error).__name__})"
-    with zipfile.ZipFile(path) as archive:
-        return archive.read("text8").decode("ascii").split(), ""
+    fetched = sources.fetch("text8")
+    if not fetched:
+        return None, fetched.note
+    with zipfile.ZipFile(fetched.path) as archive:
+        return archive.read("text8").decode("ascii").split(), fetched.note if fetched.standin else ""
 
 
 def corpus_from(documents: list[list[str]], *, name: str = "corpus", note: str = "", min_count: int = 5) -> Corpus:

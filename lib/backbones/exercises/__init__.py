@@ -97,21 +97,31 @@ CHECKS: dict[str, Callable[..., None]] = {f"check_{name}": _check_of(e) for name
 globals().update(CHECKS)
 
 
-def ask(exercise: str, student_id: str) -> dict | None:
+class MissingStudentId(ValueError):
+    """``STUDENT_ID`` is not filled in: the notebook stops at the first question, saying so."""
+
+
+def _require_id(student_id, why: str) -> None:
+    if not isinstance(student_id, str) or not student_id.strip():
+        raise MissingStudentId(
+            f'fill in STUDENT_ID = "..." at the top of the notebook with your student id, as a string '
+            f'(e.g. STUDENT_ID = "s1234567"), then run the notebook again: {why}'
+        )
+
+
+def ask(exercise: str, student_id: str) -> dict:
     """Show this student's variant of a question and return its numbers (a dict), as in
     ``q = bb.exercises.ask("vit_tokens", STUDENT_ID)``; the grader computes the same dict from the
     notebook's ``STUDENT_ID``."""
     if exercise not in VALUE_EXERCISES:
         raise KeyError(f"no question named {exercise!r}; the questions are {sorted(VALUE_EXERCISES)}")
-    if not isinstance(student_id, str) or not student_id.strip():
-        print('Set STUDENT_ID = "your student id" (a string) at the top of the notebook: your numbers depend on it.')
-        return None
+    _require_id(student_id, "every question's numbers depend on it")
     question = VALUE_EXERCISES[exercise]
     print(question.ask(student_id))
     return question.variant(student_id)
 
 
-def mock_test(student_id: str) -> list[str] | None:
+def mock_test(student_id: str) -> list[str]:
     """Show this student's mock test: which questions of the notebook to answer, and by when
     (``exam.MOCK_MINUTES`` from now); return their names. The grader grades those alone and sums
     them up per competency."""
@@ -120,9 +130,7 @@ def mock_test(student_id: str) -> list[str] | None:
 
     from backbones.exercises.exam import COMPETENCIES, MOCK_MINUTES, mock_draw
 
-    if not isinstance(student_id, str) or not student_id.strip():
-        print('Set STUDENT_ID = "your student id" (a string) at the top of the notebook: your test depends on it.')
-        return None
+    _require_id(student_id, "which questions you get depends on it")
     drawn = mock_draw(student_id.strip())
     until = (datetime.datetime.now() + datetime.timedelta(minutes=MOCK_MINUTES)).strftime("%H:%M")
     print(f"Your mock test: {len(drawn)} questions, {MOCK_MINUTES} minutes (until {until}). Answer these:")
@@ -151,6 +159,7 @@ def explain(exercise: str, student_id: str) -> None:
 __all__ = [
     "explain",
     "mock_test",
+    "MissingStudentId",
     "REGISTRY",
     "EXERCISES",
     "VALUE_EXERCISES",

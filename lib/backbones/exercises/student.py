@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from backbones.book import MOVED, chapter_notebooks, find_root, load_notebook, moved_notebook, write_notebook
+from backbones.exercises.core import BOOK_ID
 from backbones.exercises.mock import mock_notebook
 
 MOCK_TEST = "11_mock_test.ipynb"  # made from chapters/10_test_yourself.ipynb (exercises.mock)
@@ -64,6 +65,10 @@ def strip_solutions(source: str) -> str:
     return "\n".join(out)
 
 
+# A student's notebook starts without an id: its first question stops, saying what to fill in.
+STUDENT_ID_CELL = 'STUDENT_ID = ""  # fill in your student id, as a string: your numbers depend on it'
+
+
 def student_notebook(master: dict) -> dict:
     """The student version of a master notebook (a new dict; the master is not modified)."""
     nb = copy.deepcopy(master)
@@ -71,6 +76,8 @@ def student_notebook(master: dict) -> dict:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+            if source.startswith(f'STUDENT_ID = "{BOOK_ID}"'):  # the page's id; a student starts with none
+                cell["source"] = [STUDENT_ID_CELL]
             if BEGIN in source:
                 lines = strip_solutions(source).split("\n")
                 cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
