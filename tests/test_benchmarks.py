@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,21 @@ def test_build_times_reports_the_machines_speed_beside_the_chapter_times():
     recorded = json.loads((ROOT / "benchmarks" / "results" / "build_times.json").read_text())
     assert recorded["reference"]["resnet56_digits_steps_per_second"] > 0  # the chapter times have their machine's
     assert {Path(name).name for name in recorded["chapters_seconds"]} == {p.stem for p in chapter_notebooks(ROOT)}
+
+
+def test_the_grading_record_measures_the_pool_against_the_grader_before_it_in_one_run():
+    """Issue 30, item 4: three batches of the same 100 submissions in one run, the first the grader
+    of the commit before the trims, taken from git; the pool at least three times its throughput;
+    and the parts of one submission add up to the whole."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "grading_speed.json").read_text())
+    batches = record["batches"]
+    assert list(batches) == ["before (one at a time)", "trimmed, one at a time", "trimmed, a pool of 2"]
+    assert "100 honest submissions of chapter 04" in record["what"] and record["machine"]["cores"] == 2
+    before = batches["before (one at a time)"]["seconds"]
+    for batch in batches.values():
+        assert batch["speedup"] == pytest.approx(before / batch["seconds"], abs=0.01)
+    assert batches["trimmed, a pool of 2"]["speedup"] >= record["target_speedup"] == 3.0
+    assert re.fullmatch(r"[0-9a-f]{7,40}", record["before"].split()[1].rstrip(":"))  # the baseline's commit
+    parts = record["one_submission_seconds"]
+    assert parts["start"] + parts["cases"] + parts["exit"] == pytest.approx(parts["child"], abs=0.02)
+    assert parts["child"] + parts["grader"] == pytest.approx(parts["total"], abs=0.02)

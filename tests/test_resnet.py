@@ -90,7 +90,9 @@ def test_imagenet_weights_offline_leave_the_model_untouched():
     model = bb.models.resnet18()
     before = model.fc.weight.clone()
     loaded, note = bb.pretrained.load_imagenet_weights(model, "resnet18")
-    assert not loaded and note.startswith("ImageNet weights for resnet18 unavailable\n(not cached, BACKBONES_OFFLINE=1)")
+    assert not loaded and note.startswith(
+        "ImageNet weights for resnet18 unavailable\n(not cached, BACKBONES_OFFLINE=1)"
+    )
     assert torch.equal(model.fc.weight, before)
 
 
