@@ -54,7 +54,8 @@ book: $(READY) _build/.library-stamp
 PYTEST := $(PYTHON) -m pytest -n 2 --dist loadfile
 
 # Two lanes, one per core, each at one thread (so neither spins against the other): the book build
-# and then the tests of the built book (-m book) in one, every other test in the other; each lane's
+# and then the tests of the built book (-m book) and the chapters' gpu rehearsal (-m rehearsal,
+# which needs no book but balances the lanes) in one, every other test in the other; each lane's
 # output is shown when it is done. `make book` alone builds the book at full speed (its printed
 # speed figures are the machine's, not a shared one's).
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -62,11 +63,11 @@ test: $(READY) _build/.library-stamp browser
 	@$(FRESH)
 	@echo "building the book (log: _build/build.log) beside the tests that need no book"
 	@$(ONE_THREAD) bash -c '$(BUILD) > _build/build.log 2>&1 && \
-	    $(PYTHON) -m pytest -m book -p no:cacheprovider > _build/book-tests.log 2>&1' & lane=$$!; \
-	$(ONE_THREAD) $(PYTHON) -m pytest -m "not book"; tests=$$?; \
+	    $(PYTHON) -m pytest -m "book or rehearsal" -p no:cacheprovider > _build/book-tests.log 2>&1' & lane=$$!; \
+	$(ONE_THREAD) $(PYTHON) -m pytest -m "not book and not rehearsal"; tests=$$?; \
 	wait $$lane; book=$$?; \
 	echo "=== the book build (_build/build.log)"; tail -n 25 _build/build.log; \
-	echo "=== the tests of the built book (_build/book-tests.log)"; cat _build/book-tests.log 2>/dev/null; \
+	echo "=== the tests of the built book and the gpu rehearsal (_build/book-tests.log)"; cat _build/book-tests.log 2>/dev/null; \
 	test $$tests = 0 && test $$book = 0
 
 check: $(READY)

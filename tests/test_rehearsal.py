@@ -129,6 +129,7 @@ def _execute(nb, folder: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize("master", [p for p in chapter_notebooks(ROOT)], ids=lambda p: p.stem)
 def test_every_chapter_runs_its_gpu_profile_in_the_rehearsal(master, rehearsal):
     """The whole chapter, gpu profile, stand-in sources: no error, the gpu profile's data and models
@@ -150,6 +151,7 @@ def test_every_chapter_runs_its_gpu_profile_in_the_rehearsal(master, rehearsal):
 
 
 @pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.parametrize(
     "student", [p for p in sorted((ROOT / "student").glob("*.ipynb")) if p.stem not in MOVED], ids=lambda p: p.stem
 )
