@@ -21,6 +21,7 @@ def test_digits_are_real_and_split_stratified():
 def test_quick_profile_asks_for_digits():
     data = bb.load_image_data()
     assert data.name == "digits" and "The quick profile's data" in data.note and "offline" not in data.note
+    assert max(len(line) for line in str(data).splitlines()) <= 88  # printed on the page: no line cut off
 
 
 def test_cifar10_offline_falls_back_to_digits_and_says_why(monkeypatch, tmp_path):

@@ -19,7 +19,7 @@ from backbones import sources
 from backbones.book import MOVED, chapter_notebooks
 from backbones.runtime import Profile
 from rehearsal import make_standins
-from test_student_notebooks import with_an_id
+from test_student_notebooks import opening_and_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACKS = ("using scikit-learn's digits instead", "random weights kept", "unavailable", "using the packaged MiniLM")
@@ -159,16 +159,7 @@ def test_every_student_notebook_runs_its_gpu_profile_in_the_rehearsal(student, r
     """A student's notebook in the rehearsal: its set-up, then its exercise section (the rest is
     the master's, run above), with "not implemented yet" and no error."""
     nb = nbformat.read(student, as_version=4)
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    start = next(
-        (
-            i
-            for i, c in enumerate(nb.cells)
-            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
-        ),
-        code[1] + 1,
-    )
-    nb.cells = [nb.cells[i] for i in code[:2]] + with_an_id(nb.cells[start:])
+    nb.cells = opening_and_exercises(nb)
     shown = _execute(nb, student.parent)
     assert "not implemented yet" in shown or "not answered yet" in shown
 

@@ -17,6 +17,27 @@ ROOT = Path(__file__).resolve().parents[1]
 EMPTY_ID = 'STUDENT_ID = ""'
 
 
+def exercise_section(nb) -> int:
+    """Where a student notebook's "## Exercises" begins (a chapter of exercises only, Test
+    yourself: after its two opening code cells, so all of it)."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    return next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
+        ),
+        code[1] + 1,
+    )
+
+
+def opening_and_exercises(nb) -> list:
+    """The cells a student test runs: the two opening code cells (the Colab set-up and the imports),
+    then the exercise section, with ``STUDENT_ID`` filled in."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return code[:2] + with_an_id(nb.cells[exercise_section(nb) :])
+
+
 def with_an_id(cells: list) -> list:
     """The cells, with the empty ``STUDENT_ID`` a student starts from filled in, as a student would."""
     for cell in cells:
@@ -37,19 +58,11 @@ def test_student_notebook_runs_and_says_not_implemented_yet(student):
     double the suite's heaviest work, so only the two opening code cells (the Colab set-up and the
     imports) and the cells from "## Exercises" on are executed."""
     nb = nbformat.read(student, as_version=4)
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    exercises = next(
-        (
-            i
-            for i, c in enumerate(nb.cells)
-            if c.cell_type == "markdown" and c.source.lstrip().startswith("## Exercises")
-        ),
-        code[1] + 1,
-    )  # a chapter of exercises only (Test yourself): all of it
+    exercises = exercise_section(nb)
     master = load_notebook(ROOT / "chapters" / student.name)
     solutions = [i for i, c in enumerate(master["cells"]) if BEGIN in "".join(c["source"])]
     assert solutions and min(solutions) > exercises, "a solution outside the exercise section"
-    nb.cells = [nb.cells[i] for i in code[:2]] + with_an_id(nb.cells[exercises:])
+    nb.cells = opening_and_exercises(nb)
     nbclient.NotebookClient(
         nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(student.parent)}}
     ).execute()  # raises on error

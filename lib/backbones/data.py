@@ -191,7 +191,7 @@ def load_image_data(prefer: str | None = None, *, root: Path | None = None) -> I
         prefer = profile.pick(quick="digits", gpu="cifar10")
         if profile.quick:  # chosen for speed, not for want of a network
             data = load_digits()
-            data.note += " The quick profile's data: a GPU runtime (or BACKBONES_PROFILE=gpu) trains on CIFAR-10."
+            data.note += "\nThe quick profile's data: a GPU runtime (or BACKBONES_PROFILE=gpu) trains on CIFAR-10."
             return data
     if prefer not in DATASETS:
         raise ValueError(f"unknown dataset {prefer!r}: choose one of {DATASETS}")

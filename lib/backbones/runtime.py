@@ -33,8 +33,9 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from backbones.sources import REHEARSAL_ENV, rehearsal
+
 PROFILE_ENV = "BACKBONES_PROFILE"
-REHEARSAL_ENV = "BACKBONES_REHEARSAL"
 DEVICE_ENV = "BACKBONES_DEVICE"
 PROFILES = ("quick", "gpu", "paper")
 ALIASES = {"full": "paper"}  # earlier versions had quick and full
@@ -123,7 +124,7 @@ def get_profile(device: torch.device | None = None) -> Profile:
     """*gpu* on a CUDA GPU, *quick* elsewhere; ``BACKBONES_PROFILE=quick|gpu|paper`` overrides;
     ``BACKBONES_REHEARSAL`` makes it a rehearsal (token sizes, stand-in sources)."""
     profile = _profile(device)
-    if os.environ.get(REHEARSAL_ENV, "").strip():
+    if rehearsal() is not None:
         reason = f"{profile.reason}; a rehearsal ({REHEARSAL_ENV}): token sizes, stand-in data and models"
         return Profile(profile.name, reason, rehearsal=True)
     return profile
