@@ -282,7 +282,7 @@ def test_ask_prints_the_variant_and_returns_its_numbers(capsys):
     q = bb.exercises.ask("vit_tokens", "alice")
     assert q == VALUE_EXERCISES["vit_tokens"].variant("alice")
     assert f"{q['image_size']}x{q['image_size']}" in capsys.readouterr().out
-    for empty in ("", "  ", None):  # a student notebook starts with STUDENT_ID = "": it stops here, saying why
+    for empty in ("", "  ", None, 1234567):  # a student notebook starts with STUDENT_ID = "": it stops here
         with pytest.raises(bb.exercises.MissingStudentId, match='fill in STUDENT_ID = "..." at the top'):
             bb.exercises.ask("vit_tokens", empty)
     with pytest.raises(bb.exercises.MissingStudentId, match="which questions you get"):
