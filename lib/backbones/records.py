@@ -95,3 +95,52 @@ def write_record(path: Path, *, what: str, settings: dict, runs: list, argv: lis
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+# The book's quick build: the numbers its prose describes, recorded once (assets/quick_build.json,
+# made by scripts/record_quick_build.py) so that a reader whose run differs (a GPU profile, another
+# machine) sees both side by side instead of a text that contradicts the output above it.
+QUICK_BUILD = "quick_build"
+QUICK_BUILD_ENV = "BACKBONES_RECORD_QUICK_BUILD"  # a JSON file: the quick build writes its numbers there
+
+
+def quick_build() -> dict:
+    """The book's quick-build numbers, ``{key: {"value": ..., "data": ...}}``."""
+    try:
+        return load_record(QUICK_BUILD)["numbers"]
+    except FileNotFoundError:
+        return {}
+
+
+def beside(key: str, yours: float, *, fmt: str = "{:.1%}", data: str = "", within: float = 0.25) -> str:
+    """Print this run's number next to the book's quick build's (the run the prose describes), and
+    return the line. In the quick profile a number more than ``within`` (relative) away from the
+    book's says so: the text may no longer describe it. With ``BACKBONES_RECORD_QUICK_BUILD=FILE``
+    the quick profile also writes its number to FILE (scripts/record_quick_build.py)."""
+    import math
+    import os
+
+    from backbones.runtime import get_profile
+
+    yours = float(yours)
+    profile = get_profile()
+    run = f"profile {profile.name}" + (f", {data}" if data else "") + (", a rehearsal" if profile.rehearsal else "")
+    line = f"{key}: {fmt.format(yours)} in this run ({run})"
+    book = quick_build().get(key)
+    if book is None:
+        line += "; the book's quick build has no such number"
+    else:
+        line += f"; the book's quick build: {fmt.format(book['value'])}"
+        if book.get("data") and book["data"] != data:
+            line += f" ({book['data']})"
+        far = abs(yours - book["value"]) > within * max(abs(book["value"]), 1e-12)
+        if profile.quick and not profile.rehearsal and (far or math.isnan(yours)):
+            line += f"\n  (more than {within:.0%} from the book's quick build: the text may describe another run)"
+    print(line)
+    target = os.environ.get(QUICK_BUILD_ENV)
+    if target and profile.quick and not profile.rehearsal:
+        path = Path(target)
+        numbers = json.loads(path.read_text()) if path.is_file() else {}
+        numbers[key] = {"value": yours, "data": data}
+        path.write_text(json.dumps(numbers, indent=1) + "\n")
+    return line
