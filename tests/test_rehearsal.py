@@ -139,6 +139,8 @@ def test_every_chapter_runs_its_gpu_profile_in_the_rehearsal(master, rehearsal):
     assert "profile: gpu" in shown and "rehearsal" in shown
     for expected in EXPECTED.get(master.stem, []):
         assert expected in shown, f"{master.stem} does not report {expected!r}"
+    if "records.beside(" in master.read_text():  # the reader's numbers beside the book's (item 5)
+        assert "in this run (profile gpu" in shown and "the book's quick build: " in shown
     fallbacks = [f for f in FALLBACKS if f in shown]
     assert not fallbacks, f"{master.stem} fell back: {fallbacks}"
     for i, cell in enumerate(nb.cells):
