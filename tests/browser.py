@@ -5,7 +5,9 @@ with Playwright, mirror the CDN scripts the pages ask for, and list what is wron
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
+import io
 import mimetypes
 import shutil
 import subprocess
@@ -59,10 +61,33 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _GzipHandler(_QuietHandler):
+    """Text files gzipped when the browser accepts it, as GitHub Pages and Read the Docs serve them:
+    what a reader downloads, for the page-weight budget."""
+
+    COMPRESSED = (".html", ".js", ".css", ".json", ".svg", ".txt", ".map")
+
+    def send_head(self):
+        path = self.translate_path(self.path.split("?")[0])
+        if not (path.endswith(self.COMPRESSED) and "gzip" in self.headers.get("Accept-Encoding", "")):
+            return super().send_head()
+        try:
+            body = gzip.compress(Path(path).read_bytes(), 6)
+        except OSError:
+            return super().send_head()
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
 @contextmanager
-def serve(directory: Path):
-    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) for the duration of the block."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def serve(directory: Path, *, gzipped: bool = False):
+    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) for the duration of the block;
+    ``gzipped``: text files compressed, as a static host serves them."""
+    handler = functools.partial(_GzipHandler if gzipped else _QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -139,8 +164,16 @@ _PAGE_CHECKS = """() => {
 }"""
 
 
-def inspect_page(page, url: str, screenshot: Path | None = None, mirrors: dict[str, Path] | None = None) -> PageReport:
-    """Load ``url`` and list what a reader would see go wrong on it."""
+def inspect_page(
+    page,
+    url: str,
+    screenshot: Path | None = None,
+    mirrors: dict[str, Path] | None = None,
+    *,
+    settle: str = "networkidle",
+) -> PageReport:
+    """Load ``url`` and list what a reader would see go wrong on it. ``settle``: wait for the
+    network to go idle, or (``"load"``) for the load event and then three seconds."""
     errors: list[str] = []
     blocked: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"JavaScript error: {error}"))
@@ -153,7 +186,10 @@ def inspect_page(page, url: str, screenshot: Path | None = None, mirrors: dict[s
     response = page.goto(url, wait_until="load")
     if response is None or not response.ok:
         problems.append(f"HTTP {response.status if response else 'no response'} for {url}")
-    page.wait_for_load_state("networkidle")
+    if settle == "networkidle":
+        page.wait_for_load_state("networkidle")
+    else:
+        page.wait_for_timeout(3000)
     found = page.evaluate(_PAGE_CHECKS)
     problems += [f"image did not load: {src}" for src in found["broken"]]
     problems += [f"output image without alt text: {src}" for src in found["noAlt"]]

@@ -178,7 +178,9 @@ def test_bertviz_views_draw_with_mirrored_scripts(chapter, expected_views, built
 def test_bertviz_draws_nothing_without_its_scripts(built_html, page):
     """The test above can fail: with the CDN unreachable and no mirror, the view stays empty."""
     with serve(built_html) as base:
-        report = inspect_page(page, f"{base}/chapters/07_attention.html", mirrors={})
+        # With its scripts blocked and plotly.js in the head, Chromium never reports this page idle
+        # (no request is pending): wait for the load event and a few seconds instead.
+        report = inspect_page(page, f"{base}/chapters/07_attention.html", mirrors={}, settle="load")
     assert any("unmirrored external host" in p and "require" in p for p in report.problems)
     assert page.locator("[id^=bertviz] svg line").count() == 0
 
@@ -217,3 +219,116 @@ def test_diagrams_load_and_are_not_blank(chapter, diagrams, built_html, page, cd
             if i == 0:
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 shot.save(SCREENSHOTS / f"diagram_{chapter}.png")
+
+
+# Issue 31: an exploration in every chapter from 01 to 09, precomputed for plotly.js.
+EXPLORATIONS = {
+    "01_getting_started": "predictions",
+    "02_imagenet": "top-five",
+    "03_alexnet_vgg": "receptive-fields",
+    "04_resnet": "gradient-flow",
+    "05_se_efficientnet": "compound-scaling",
+    "06_word_embeddings": "word-projector",
+    "07_attention": "attention-heads",
+    "08_transformer": "sinusoids",
+    "09_vit": "patch-sizes",
+}
+PAGE_BUDGET = 6_000_000  # bytes a reader downloads for one page, with its data and plotly.js
+
+_DRAWN = """root => {
+  const plot = root.querySelector('.bb-explore-plot');
+  return {svg: plot.querySelector('.main-svg') !== null,
+          traces: plot.querySelectorAll('.trace, .hm, .imagelayer image, .layer-below image').length,
+          state: root.getAttribute('data-state'), picture: plot.innerHTML.length + '|' + plot.innerHTML};
+}"""
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter, name", EXPLORATIONS.items())
+def test_each_exploration_draws_and_every_control_changes_what_is_drawn(chapter, name, built_html, page, cdn_mirrors):
+    """The static form: it draws (plotly.js from the book's _static, once), and moving each slider
+    or choosing from each menu draws another state; no request leaves the book (inspect_page)."""
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    with serve(built_html) as base:
+        report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
+        assert report.problems == [], "\n".join(report.problems)
+        root = page.locator(f"#bb-explore-{name}")
+        root.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "root => root.querySelector('.bb-explore-plot .main-svg') !== null",
+            arg=root.element_handle(),
+            timeout=30_000,
+        )
+        first = root.evaluate(_DRAWN)
+        assert first["svg"] and first["traces"] >= 1, first
+        controls = root.locator("[data-control]")
+        assert controls.count() >= 1
+        for i in range(controls.count()):
+            control = controls.nth(i)
+            before = root.evaluate(_DRAWN)
+            if control.evaluate("c => c.tagName") == "SELECT":
+                options = control.locator("option")
+                control.select_option(
+                    index=options.count() - 1 if control.input_value() != options.last.get_attribute("value") else 0
+                )
+            else:
+                top = int(control.get_attribute("max"))
+                control.fill(str(top if control.input_value() != str(top) else 0))
+            page.wait_for_function(
+                "([root, state]) => root.getAttribute('data-state') !== state",
+                arg=[root.element_handle(), before["state"]],
+            )
+            page.wait_for_timeout(300)  # plotly draws asynchronously
+            after = root.evaluate(_DRAWN)
+            assert after["picture"] != before["picture"], (
+                f"{name}: moving {control.get_attribute('data-control')} drew nothing new"
+            )
+        root.screenshot(path=str(SCREENSHOTS / f"explore_{chapter}.png"))
+    plotly = [url for url in requests if url.split("?")[0].endswith("plotly.min.js")]
+    assert len(plotly) == 1 and plotly[0].startswith(base) and "/_static/" in plotly[0], plotly
+
+
+@pytest.mark.book
+def test_a_page_without_an_exploration_does_not_load_plotly(built_html, page, cdn_mirrors):
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    with serve(built_html) as base:
+        inspect_page(page, f"{base}/chapters/10_test_yourself.html", mirrors=cdn_mirrors)
+    assert requests and not [url for url in requests if "plotly" in url]
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter", list(EXPLORATIONS))
+def test_a_page_with_its_explorations_stays_within_its_download_budget(chapter, built_html, page, cdn_mirrors):
+    """What a reader downloads for the page (served gzipped, as GitHub Pages does), plotly.js and
+    the explorations' frames included, stays under 6 MB."""
+    sizes = {}
+
+    def finished(request):
+        sizes[request.url] = request.sizes()["responseBodySize"]
+
+    page.on("requestfinished", finished)
+    with serve(built_html, gzipped=True) as base:
+        report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
+    assert report.problems == []
+    total = sum(sizes.values())
+    largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
+    assert any(url.split("?")[0].endswith("plotly.min.js") for url in sizes)
+    assert total < PAGE_BUDGET, f"{chapter}: {total:,} bytes; the largest: {largest}"
+
+
+@pytest.mark.book
+def test_without_javascript_an_exploration_shows_its_fallback_image_and_alt_text(built_html, browser):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        with serve(built_html) as base:
+            page.goto(f"{base}/chapters/09_vit.html", wait_until="load")
+            image = page.locator("#bb-explore-patch-sizes noscript img, #bb-explore-patch-sizes img").first
+            image.scroll_into_view_if_needed()
+            assert image.evaluate("img => img.naturalWidth") > 300
+            assert "photograph of a cat cut by a white grid" in image.get_attribute("alt")
+            assert "Move the slider from 16 to 8" in page.locator("#bb-explore-patch-sizes figcaption").inner_text()
+    finally:
+        context.close()

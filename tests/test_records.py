@@ -20,21 +20,25 @@ BESIDE = re.compile(r"beside\(\s*f?\"([^\"]+)\"")
 def test_a_reader_on_the_gpu_profile_sees_the_books_number_beside_their_own(monkeypatch, capsys):
     monkeypatch.setenv("BACKBONES_PROFILE", "gpu")
     book = records.quick_build()["04 plain-56 / plain-20 final training loss"]
-    line = records.beside("04 plain-56 / plain-20 final training loss", 3.0, fmt="{:.1f}x", data="cifar10")
-    assert line == capsys.readouterr().out.strip()
+    assert records.beside("04 plain-56 / plain-20 final training loss", 3.0, fmt="{:.1f}x", data="cifar10") is None
+    line = capsys.readouterr().out.strip()  # printed, and nothing returned for a cell to show again
     assert line.startswith("04 plain-56 / plain-20 final training loss: 3.0x in this run (profile gpu, cifar10)")
     assert f"the book's quick build: {book['value']:.1f}x (digits)" in line
     assert "more than" not in line  # a gpu run is not expected to match the quick build
 
 
-def test_in_the_quick_profile_a_number_far_from_the_books_says_the_text_may_describe_another_run(monkeypatch):
+def test_in_the_quick_profile_a_number_far_from_the_books_says_the_text_may_describe_another_run(monkeypatch, capsys):
     monkeypatch.setenv("BACKBONES_PROFILE", "quick")
     book = records.quick_build()["01 test error"]["value"]
-    near = records.beside("01 test error", book * 1.1, data="digits")
-    far = records.beside("01 test error", book * 2, data="digits")
-    assert "more than" not in near
+
+    def shown(*args, **kwargs) -> str:
+        records.beside(*args, **kwargs)
+        return capsys.readouterr().out
+
+    assert "more than" not in shown("01 test error", book * 1.1, data="digits")
+    far = shown("01 test error", book * 2, data="digits")
     assert "more than 25% from the book's quick build: the text may describe another run" in far
-    assert "the book's quick build has no such number" in records.beside("no such key", 0.5)
+    assert "the book's quick build has no such number" in shown("no such key", 0.5)
 
 
 def test_the_quick_build_writes_its_numbers_where_the_recording_script_asks(monkeypatch, tmp_path):
@@ -73,7 +77,11 @@ def test_every_number_a_chapter_puts_beside_the_books_is_recorded_and_its_passag
             for key in BESIDE.findall(source):
                 prefix = key.split("{")[0]
                 assert any(k.startswith(prefix) for k in recorded), f"{path.name}: {key!r} is not recorded"
-            after = next("".join(c["source"]) for c in cells[i + 1 :] if c["cell_type"] == "markdown")
+            after = next(  # the first passage after it, an exploration's one-line lead-in aside
+                "".join(c["source"])
+                for c in cells[i + 1 :]
+                if c["cell_type"] == "markdown" and not "".join(c["source"]).startswith("**Explore.**")
+            )
             assert re.search(r"the book's quick build|the recorded runs", after), (
                 f"{path.name}, cell {i}: the passage after it does not name the run it describes"
             )
@@ -92,6 +100,7 @@ def test_the_built_book_matches_the_quick_build_its_text_describes(built_html):
     for page in sorted((built_html / "chapters").glob("*.html")):
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         lines = re.findall(r"^.*in this run \(profile quick.*$", text, re.MULTILINE)
+        assert not [line for line in lines if line.startswith(("'", '"'))], "a cell shows beside()'s value again"
         shown += lines
         assert "the text may describe another run" not in text, page.name
     assert len(shown) == len(records.quick_build()), shown

@@ -16,12 +16,16 @@ The public API a chapter needs, in one namespace:
   ``bb.text`` (a pretrained Transformer), ``bb.words`` (word vectors, analogies, bias),
   ``bb.word2vec`` (skip-gram with negative sampling, from scratch), ``bb.pretrained`` (ImageNet weights and metadata),
   ``bb.records`` (the recorded runs and diagrams in ``assets/``)
+- explorations: ``bb.explore.show`` puts one on the page (ipywidgets live, precomputed plotly.js
+  on the rendered book); ``bb.explorations`` holds the chapters'
 - exercises: ``bb.exercises.check_…`` (checks that name the mistake)
 """
 
 from backbones import (
     exercises,
     experiments,
+    explorations,
+    explore,
     landscape,
     layers,
     models,
@@ -68,6 +72,8 @@ __all__ = [
     "layers",
     "exercises",
     "experiments",
+    "explore",
+    "explorations",
     "landscape",
     "plots",
     "pretrained",

@@ -112,11 +112,12 @@ def quick_build() -> dict:
         return {}
 
 
-def beside(key: str, yours: float, *, fmt: str = "{:.1%}", data: str = "", within: float = 0.25) -> str:
-    """Print this run's number next to the book's quick build's (the run the prose describes), and
-    return the line. In the quick profile a number more than ``within`` (relative) away from the
-    book's says so: the text may no longer describe it. With ``BACKBONES_RECORD_QUICK_BUILD=FILE``
-    the quick profile also writes its number to FILE (scripts/record_quick_build.py)."""
+def beside(key: str, yours: float, *, fmt: str = "{:.1%}", data: str = "", within: float = 0.25) -> None:
+    """Print this run's number next to the book's quick build's (the run the prose describes).
+
+    In the quick profile a number more than ``within`` (relative) away from the book's says so:
+    the text may no longer describe it. With ``BACKBONES_RECORD_QUICK_BUILD=FILE`` the quick
+    profile also writes its number to FILE (scripts/record_quick_build.py)."""
     import math
     import os
 
@@ -143,4 +144,3 @@ def beside(key: str, yours: float, *, fmt: str = "{:.1%}", data: str = "", withi
         numbers = json.loads(path.read_text()) if path.is_file() else {}
         numbers[key] = {"value": yours, "data": data}
         path.write_text(json.dumps(numbers, indent=1) + "\n")
-    return line
