@@ -1,10 +1,13 @@
 """What the explorations cost the book build (issue 31: at most 10% of a chapter's build time).
 
-Each chapter from 01 to 09 executes twice in one run, one after the other, as the book build runs
-it (the static form: every state drawn, the page's HTML made): as it is, and with its exploration
-cells (a code cell calling ``bb.explore.show`` and the markdown cell that introduces it) removed.
-The difference is what the explorations add, their own extra measurements included (chapter 04's
-other depths). Both executions of a chapter run back to back, so the machine's speed cancels out.
+Each chapter from 01 to 09 executes as the book build executes it (the static form: every state
+drawn, the page's HTML made), and the time of every cell is read from the kernel's own timestamps
+(nbclient records when each cell started and replied). The explorations' cost is the time of
+their cells (a code cell calling ``bb.explore.show`` with what it computes for it, such as chapter
+04's other depths), against the time of all the chapter's other cells: both from the same
+execution, so the machine's speed cancels out. (Timing whole executions with and without the
+cells was tried first: the kernel's start and stop vary by a second or more, more than the
+explorations cost.)
 
     .venv/bin/python benchmarks/exploration_cost.py [--repeat 2]
 
@@ -18,7 +21,6 @@ import datetime
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import nbclient
@@ -32,23 +34,24 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from build_times import machine  # noqa: E402
 
 
-def without_explorations(nb):
-    cells, skip = [], set()
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and "bb.explore.show(" in cell.source:
-            skip.add(i)
-            if i and nb.cells[i - 1].cell_type == "markdown" and nb.cells[i - 1].source.startswith("**Explore.**"):
-                skip.add(i - 1)
-    cells = [c for i, c in enumerate(nb.cells) if i not in skip]
-    removed = len(nb.cells) - len(cells)
-    nb = nbformat.from_dict({**nb, "cells": cells})
-    return nb, removed
+def cell_seconds(cell) -> float:
+    timing = cell.metadata.get("execution", {})
+    begin, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (begin and end):
+        return 0.0
+    parse = datetime.datetime.fromisoformat
+    return (parse(end.replace("Z", "+00:00")) - parse(begin.replace("Z", "+00:00"))).total_seconds()
 
 
-def execute(nb, folder: Path) -> float:
-    start = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(folder)}}).execute()
-    return time.perf_counter() - start
+def execute(path: Path) -> tuple[float, float]:
+    """(the explorations' cells, every other cell), in seconds, from one execution."""
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=600, record_timing=True, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    explore = sum(cell_seconds(c) for c in nb.cells if c.cell_type == "code" and "bb.explore.show(" in c.source)
+    rest = sum(cell_seconds(c) for c in nb.cells if c.cell_type == "code" and "bb.explore.show(" not in c.source)
+    return explore, rest
 
 
 def main() -> int:
@@ -59,28 +62,24 @@ def main() -> int:
     os.environ.pop("BACKBONES_PROFILE", None)
     rows = []
     for path in sorted((ROOT / "chapters").glob("0[1-9]_*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        bare, removed = without_explorations(nb)
-        if not removed:
+        if "bb.explore.show(" not in path.read_text():
             continue
-        times = {"with": [], "without": []}
-        for _ in range(args.repeat):
-            times["without"].append(execute(nbformat.from_dict(bare), path.parent))
-            times["with"].append(execute(nbformat.from_dict(nb), path.parent))
-        best = {k: min(v) for k, v in times.items()}
-        growth = best["with"] / best["without"] - 1
+        runs = [execute(path) for _ in range(args.repeat)]
+        explore, rest = min(runs, key=lambda run: run[0])  # the run whose explorations were least disturbed
+        growth = explore / rest
         rows.append(
             {
                 "chapter": path.stem,
-                "without_s": round(best["without"], 2),
-                "with_s": round(best["with"], 2),
-                "growth": round(growth, 3),
-                "runs": times,
+                "explorations_s": round(explore, 3),
+                "other_cells_s": round(rest, 2),
+                "growth": round(growth, 4),
+                "runs": [[round(e, 3), round(r, 2)] for e, r in runs],
             }
         )
-        print(f"{path.stem:22} without {best['without']:6.1f} s, with {best['with']:6.1f} s: {growth:+.1%}", flush=True)
+        print(f"{path.stem:22} explorations {explore:5.2f} s, the other cells {rest:6.1f} s: +{growth:.1%}", flush=True)
     record = {
-        "what": "each chapter's execution time with and without its explorations (static form), in one run",
+        "what": "each chapter's exploration cells against its other cells, in seconds from the kernel's "
+        "timestamps of one execution (static form)",
         "command": "python benchmarks/exploration_cost.py " + " ".join(sys.argv[1:]),
         "budget": f"at most {BUDGET:.0%} more per chapter",
         "machine": machine(),

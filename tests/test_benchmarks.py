@@ -69,3 +69,17 @@ def test_the_grading_record_measures_the_pool_against_the_grader_before_it_in_on
     parts = record["one_submission_seconds"]
     assert parts["start"] + parts["cases"] + parts["exit"] == pytest.approx(parts["child"], abs=0.02)
     assert parts["child"] + parts["grader"] == pytest.approx(parts["total"], abs=0.02)
+
+
+def test_the_exploration_record_weighs_every_chapter_s_explorations_against_its_other_cells():
+    """Issue 31: each chapter 01-09 executed as the book build executes it; its exploration cells'
+    time against its other cells', from the same execution; the growth within 10%."""
+    record = json.loads((ROOT / "benchmarks" / "results" / "exploration_cost.json").read_text())
+    rows = {row["chapter"][:2]: row for row in record["chapters"]}
+    assert sorted(rows) == [f"0{k}" for k in range(1, 10)]
+    for row in rows.values():
+        assert row["growth"] == pytest.approx(row["explorations_s"] / row["other_cells_s"], abs=1e-3)
+        assert [row["explorations_s"], row["other_cells_s"]] in row["runs"]
+        assert row["other_cells_s"] > 3 and row["explorations_s"] > 0  # the chapter ran, and so did they
+    assert record["within_budget"] == all(row["growth"] <= 0.10 for row in rows.values())
+    assert record["within_budget"], {k: row["growth"] for k, row in rows.items()}
