@@ -43,9 +43,7 @@ def copy_plotly(app, exception):
         # module (and fail) instead of window.Plotly: plotly.js runs with define hidden.
         bundle = plotly_js_path().read_bytes()
         (Path(app.outdir) / "_static" / "plotly.min.js").write_bytes(
-            b"var bbDefine = window.define; window.define = undefined;\n"
-            + bundle
-            + b"\nwindow.define = bbDefine;\n"
+            b"var bbDefine = window.define; window.define = undefined;\n" + bundle + b"\nwindow.define = bbDefine;\n"
         )
 
 
