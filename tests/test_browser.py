@@ -247,12 +247,17 @@ _DRAWN = """root => {
 @pytest.mark.parametrize("chapter, name", EXPLORATIONS.items())
 def test_each_exploration_draws_and_every_control_changes_what_is_drawn(chapter, name, built_html, page, cdn_mirrors):
     """The static form: it draws (plotly.js from the book's _static, once), and moving each slider
-    or choosing from each menu draws another state; no request leaves the book (inspect_page)."""
-    requests = []
+    or choosing from each menu draws another state; no request leaves the book (inspect_page); and
+    what a reader downloads for the page (served gzipped, as GitHub Pages does), plotly.js and the
+    explorations' frames included, stays under 6 MB."""
+    requests, sizes = [], {}
     page.on("request", lambda request: requests.append(request.url))
-    with serve(built_html) as base:
+    page.on("requestfinished", lambda request: sizes.__setitem__(request.url, request.sizes()["responseBodySize"]))
+    with serve(built_html, gzipped=True) as base:
         report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
         assert report.problems == [], "\n".join(report.problems)
+        total, largest = sum(sizes.values()), sorted(sizes.items(), key=lambda item: -item[1])[:5]
+        assert total < PAGE_BUDGET, f"{chapter}: {total:,} bytes; the largest: {largest}"
         root = page.locator(f"#bb-explore-{name}")
         root.scroll_into_view_if_needed()
         page.wait_for_function(
@@ -296,26 +301,6 @@ def test_a_page_without_an_exploration_does_not_load_plotly(built_html, page, cd
     with serve(built_html) as base:
         inspect_page(page, f"{base}/chapters/10_test_yourself.html", mirrors=cdn_mirrors)
     assert requests and not [url for url in requests if "plotly" in url]
-
-
-@pytest.mark.book
-@pytest.mark.parametrize("chapter", list(EXPLORATIONS))
-def test_a_page_with_its_explorations_stays_within_its_download_budget(chapter, built_html, page, cdn_mirrors):
-    """What a reader downloads for the page (served gzipped, as GitHub Pages does), plotly.js and
-    the explorations' frames included, stays under 6 MB."""
-    sizes = {}
-
-    def finished(request):
-        sizes[request.url] = request.sizes()["responseBodySize"]
-
-    page.on("requestfinished", finished)
-    with serve(built_html, gzipped=True) as base:
-        report = inspect_page(page, f"{base}/chapters/{chapter}.html", mirrors=cdn_mirrors)
-    assert report.problems == []
-    total = sum(sizes.values())
-    largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
-    assert any(url.split("?")[0].endswith("plotly.min.js") for url in sizes)
-    assert total < PAGE_BUDGET, f"{chapter}: {total:,} bytes; the largest: {largest}"
 
 
 @pytest.mark.book
