@@ -241,6 +241,14 @@ def test_the_sinusoid_exploration_shows_each_pair_s_wavelength():
     assert "wavelength 6.3 positions" in e.draw(pair=0)["layout"]["title"]["text"]
     assert "longer than the sequence" in e.draw(pair=31)["layout"]["title"]["text"]
     assert e.draw(pair=3)["data"][0]["y"] == encoding[:, 6].tolist()
+    assert e.draw(pair=3)["data"][1]["name"] == "dimension 7 (cos)"
+    # the caption: PE(0)·PE(k) stands for any start, since the dot product depends only on the offset
+    for k in (1, 5, 20):
+        assert [(encoding[p] @ encoding[p + k]).item() for p in (10, 30)] == pytest.approx(
+            [(encoding[0] @ encoding[k]).item()] * 2, rel=1e-5
+        )
+    dotted = e.draw(pair=0)["data"][2]["y"]
+    assert dotted[0] == pytest.approx(1) and 0.35 < min(dotted) < 0.45  # "falls from 1 to about 0.4"
 
 
 def test_the_attention_exploration_counts_layers_and_heads_from_0_as_the_chapter_prints_them():

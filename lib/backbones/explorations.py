@@ -508,20 +508,14 @@ def sinusoids(encoding: torch.Tensor) -> Exploration:
                     "type": "scatter",
                     "mode": "lines+markers",
                     "x": positions,
-                    "y": encoding[:, 2 * i].tolist(),
-                    "name": f"dimension {2 * i} (sin)",
+                    "y": encoding[:, 2 * i + k].tolist(),
+                    "name": f"dimension {2 * i + k} ({wave})",
                     "marker": {"size": 4},
-                    "line": {"color": BLUE},
-                },
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "x": positions,
-                    "y": encoding[:, 2 * i + 1].tolist(),
-                    "name": f"dimension {2 * i + 1} (cos)",
-                    "marker": {"size": 4},
-                    "line": {"color": ORANGE},
-                },
+                    "line": {"color": colour},
+                }
+                for k, wave, colour in ((0, "sin", BLUE), (1, "cos", ORANGE))
+            ]
+            + [
                 {
                     "type": "scatter",
                     "mode": "lines",
@@ -529,7 +523,7 @@ def sinusoids(encoding: torch.Tensor) -> Exploration:
                     "y": [s / (dim / 2) for s in similarity],
                     "name": "PE(0)·PE(pos) / (E/2), all dimensions",
                     "line": {"color": GREY, "dash": "dot"},
-                },
+                }
             ],
             "layout": {
                 "title": {
@@ -548,7 +542,9 @@ def sinusoids(encoding: torch.Tensor) -> Exploration:
         controls={"pair": Control("dimension pair", list(range(dim // 2)))},
         caption="Move the slider: the first pairs turn fast (a wavelength of 6 positions), the last ones "
         "so slowly that over 64 positions they barely move. Together they give every position its own "
-        "vector; the dotted line (all dimensions) shows that a position is most like its neighbours.",
+        "vector. The dotted line (all dimensions) falls from 1 to about 0.4 as the offset grows, with "
+        "ripples: nearer positions are more alike, roughly. It depends only on the offset, so position 0 "
+        "stands for any.",
         alt="The sine and cosine of the first dimension pair of the positional encoding over 64 "
         "positions, and the dot product of each position's encoding with position 0's.",
         height=400,

@@ -246,8 +246,8 @@ def _controls_html(exploration: Exploration, element: str) -> str:
     return '<div class="bb-explore-controls">' + " ".join(parts) + "</div>"
 
 
-def static_html(exploration: Exploration) -> str:
-    """The exploration as a self-contained piece of a page: controls, plot, fallback image, caption."""
+def _plot(exploration: Exploration, config: dict) -> tuple[str, dict, str]:
+    """The element's id, the first state's figure, and the spec and script that draw every state."""
     base, stored = frames(exploration)
     element = f"bb-explore-{exploration.name}"
     layout = {"height": exploration.height, "margin": {"l": 50, "r": 20, "t": 50, "b": 45}, **base["layout"]}
@@ -255,10 +255,20 @@ def static_html(exploration: Exploration) -> str:
         "base": {"data": base["data"], "layout": layout},
         "frames": stored,
         "controls": {name: [label(v) for v in c.values] for name, c in exploration.controls.items()},
-        "config": {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]},
+        "config": {"displaylogo": False, "responsive": True, **config},
         "cdn": f"https://cdn.plot.ly/plotly-{plotly_js_version()}.min.js",
     }
     payload = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+    scripts = (
+        f'<script type="application/json" class="bb-explore-spec">{payload}</script>'
+        f"<script>{_SCRIPT % {'id': json.dumps(element)}}</script>"
+    )
+    return element, base, scripts
+
+
+def static_html(exploration: Exploration) -> str:
+    """The exploration as a self-contained piece of a page: controls, plot, fallback image, caption."""
+    element, base, scripts = _plot(exploration, {"modeBarButtonsToRemove": ["sendDataToCloud"]})
     fallback = fallback_png(base, exploration.height)
     alt = html.escape(exploration.alt, quote=True)
     return (
@@ -267,9 +277,7 @@ def static_html(exploration: Exploration) -> str:
         f'<div class="bb-explore-plot" role="img" aria-label="{alt}" style="min-height:{exploration.height}px"></div>'
         f'<noscript><img src="data:image/jpeg;base64,{fallback}" alt="{alt}"></noscript>'
         f"<figcaption>{html.escape(exploration.caption)}</figcaption>"
-        f'<script type="application/json" class="bb-explore-spec">{payload}</script>'
-        f"<script>{_SCRIPT % {'id': json.dumps(element)}}</script>"
-        "</figure>"
+        f"{scripts}</figure>"
     )
 
 
@@ -458,22 +466,8 @@ def figure_html(figure: dict, height: int = 420) -> str:
     one = Exploration(
         name=f"live-{uuid.uuid4().hex[:8]}", draw=lambda: figure, controls={}, caption="", alt="", height=height
     )
-    base, stored = frames(one)
-    element = f"bb-explore-{one.name}"
-    layout = {"height": height, "margin": {"l": 50, "r": 20, "t": 50, "b": 45}, **base["layout"]}
-    spec = {
-        "base": {"data": base["data"], "layout": layout},
-        "frames": stored,
-        "controls": {},
-        "config": {"displaylogo": False, "responsive": True},
-        "cdn": f"https://cdn.plot.ly/plotly-{plotly_js_version()}.min.js",
-    }
-    payload = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
-    return (
-        f'<div class="bb-explore" id="{element}"><div class="bb-explore-plot"></div>'
-        f'<script type="application/json" class="bb-explore-spec">{payload}</script>'
-        f"<script>{_SCRIPT % {'id': json.dumps(element)}}</script></div>"
-    )
+    element, _, scripts = _plot(one, {})
+    return f'<div class="bb-explore" id="{element}"><div class="bb-explore-plot"></div>{scripts}</div>'
 
 
 class _Static:
